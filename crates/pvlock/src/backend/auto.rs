@@ -1,0 +1,88 @@
+//! `Auto`: the backend to take without thinking. Blocks like [`Futex`](super::Futex) on Linux
+//! (like [`Park`](super::Park) elsewhere) and decides how long to spin from facts about the machine.
+//!
+//! # The rule
+//!
+//! Spinning only helps if the thread we wait for is running. With `cpus` the CPUs this process may
+//! use ([`std::thread::available_parallelism`]: affinity mask and cgroup CPU quota included), at most
+//! `cpus - 1` waiters spin at a time (one CPU is left for the lock holder); each spins for the
+//! process-wide [spin budget](crate::budget). A waiter that would exceed that count blocks at once
+//! instead of burning a CPU that the holder, or the next in line, needs (load control, as in
+//! Malthusian locks and LiTL's spin-then-park). On a single CPU nobody spins.
+//!
+//! Hence: with threads <= CPUs `Auto` behaves like the native spinlock; oversubscribed, surplus
+//! waiters sleep in the kernel and the machine keeps doing useful work.
+
+use super::Backend;
+use crate::registry::Slot;
+use crate::sync::AtomicU32;
+#[cfg(not(loom))]
+use crate::sync::{AtomicUsize, Ordering};
+
+/// Spin-then-block with load control; see the [module docs](self) for the rule.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Auto;
+
+#[cfg(not(loom))]
+static SPINNERS: AtomicUsize = AtomicUsize::new(0);
+/// Most waiters allowed to spin at once, plus one (0 = not computed yet).
+#[cfg(not(loom))]
+static MAX_SPINNERS_PLUS_1: AtomicUsize = AtomicUsize::new(0);
+
+#[cfg(not(loom))]
+#[cold]
+fn compute_max_spinners() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max = cpus - 1;
+    MAX_SPINNERS_PLUS_1.store(max + 1, Ordering::Relaxed);
+    max
+}
+
+/// The most waiters that `Auto` lets spin at once on this machine.
+#[cfg(not(loom))]
+pub fn max_spinners() -> usize {
+    match MAX_SPINNERS_PLUS_1.load(Ordering::Relaxed) {
+        0 => compute_max_spinners(),
+        n => n - 1,
+    }
+}
+
+// SAFETY: `wait` and `kick` are those of Futex (Linux) or Park, which keep the latch contract;
+// `spin_start`/`spin_end` only shape the spin phase.
+unsafe impl Backend for Auto {
+    const BLOCKING: bool = true;
+
+    #[cfg(not(loom))]
+    #[inline]
+    fn spin_start() -> u32 {
+        // Relaxed: the count is a heuristic; a stale value only spins a little more or less.
+        let before = SPINNERS.fetch_add(1, Ordering::Relaxed);
+        if before < max_spinners() {
+            crate::budget::iterations()
+        } else {
+            0
+        }
+    }
+
+    #[cfg(not(loom))]
+    #[inline]
+    fn spin_end() {
+        SPINNERS.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn wait(me: &Slot, ptr: &AtomicU32, val: u32) {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        super::futex::futex_wait(me, ptr, val);
+        #[cfg(not(all(target_os = "linux", not(loom))))]
+        super::park::park_wait(me, ptr, val);
+    }
+
+    #[inline]
+    fn kick(target: &Slot) {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        super::futex::futex_kick(target);
+        #[cfg(not(all(target_os = "linux", not(loom))))]
+        super::park::park_kick(target);
+    }
+}

@@ -1,0 +1,69 @@
+//! Portable backend: a token and a condition variable per waiter slot (any `std` platform).
+//!
+//! The latch is a `bool` token under a mutex: `kick` sets it and notifies, `wait` sleeps until it
+//! is set and clears it. A kick before the wait leaves the token set, so that wait returns at
+//! once. Under loom the mutex and condition variable are loom's, which makes this the backend the
+//! loom models of the lock protocols run with.
+
+use super::Backend;
+use crate::registry::Slot;
+use crate::sync::{AtomicU32, Ordering};
+
+#[cfg(loom)]
+use loom::sync::{Condvar, Mutex};
+#[cfg(not(loom))]
+use std::sync::{Condvar, Mutex};
+
+/// The per-slot latch of [`Park`].
+pub(crate) struct Latch {
+    token: Mutex<bool>,
+    cvar: Condvar,
+}
+
+impl Latch {
+    crate::sync::const_fn! {
+        pub(crate) fn new() -> Latch {
+            Latch { token: Mutex::new(false), cvar: Condvar::new() }
+        }
+    }
+}
+
+/// Blocks on a mutex + condition variable per waiter slot: portable, a little slower than
+/// [`Futex`](super::Futex) on Linux. A kick before the wait is latched.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Park;
+
+// SAFETY: `kick` sets the token under the mutex and `wait` only sleeps while the token is clear,
+// checking it under the same mutex, so a kick is never lost; `wait` checks `*ptr == val` first.
+unsafe impl Backend for Park {
+    const BLOCKING: bool = true;
+
+    fn wait(me: &Slot, ptr: &AtomicU32, val: u32) {
+        park_wait(me, ptr, val)
+    }
+
+    fn kick(target: &Slot) {
+        park_kick(target)
+    }
+}
+
+pub(crate) fn park_wait(me: &Slot, ptr: &AtomicU32, val: u32) {
+    // SeqCst: the re-check after the caller's publication (see the futex backend).
+    if ptr.load(Ordering::SeqCst) != val {
+        return;
+    }
+    // A poisoned latch only means a panic elsewhere while holding this tiny mutex; the bool is
+    // still meaningful, so recover it.
+    let mut token = me.park.token.lock().unwrap_or_else(|e| e.into_inner());
+    while !*token {
+        token = me.park.cvar.wait(token).unwrap_or_else(|e| e.into_inner());
+    }
+    *token = false;
+}
+
+pub(crate) fn park_kick(target: &Slot) {
+    let mut token = target.park.token.lock().unwrap_or_else(|e| e.into_inner());
+    *token = true;
+    drop(token);
+    target.park.cvar.notify_one();
+}

@@ -1,0 +1,196 @@
+//! Lock event counters (feature `stats`), named after the kernel's `lock_events_list.h`.
+//!
+//! Counting must not create the contention it measures, so the counters are sharded: each thread
+//! counts into one of [`SHARDS`] cache-line-aligned shards (chosen once per thread) with a relaxed
+//! add, and [`snapshot`] sums the shards. Without the feature every `count` call is an empty inline
+//! function and the counters do not exist.
+//!
+//! The events ([`Event`]):
+//!
+//! | name | meaning |
+//! |---|---|
+//! | `lock_slowpath` | a `lock` missed the fast path |
+//! | `lock_pending` | `Queued`: took the lock through the pending bit, without a queue node |
+//! | `lock_no_node` | no waiter slot was free: spun on `try_lock` without a node |
+//! | `pv_lock_stealing` | `Queued` pv: a newcomer took the lock ahead of the queue |
+//! | `pv_wait_node` | a queued (non-head) waiter, or a `Ticket`/`Byte` waiter, blocked |
+//! | `pv_wait_head` | the `Queued` head blocked |
+//! | `pv_wait_again` | the `Queued` head blocked again after a wake-up that did not get it the lock |
+//! | `pv_wait_early` | a waiter blocked before its budget, its predecessor not running |
+//! | `pv_kick_unlock` | an unlock kicked a blocked waiter |
+//! | `pv_kick_wake` | the `Queued` new owner kicked its successor at once |
+//! | `pv_spurious_wakeup` | a wait returned without the awaited change |
+//! | `pv_hash_hops` | extra probes in the `Queued` lock-to-node hash table |
+
+/// Lock events; see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+#[allow(missing_docs)]
+pub enum Event {
+    LockSlowpath,
+    LockPending,
+    LockNoNode,
+    PvLockStealing,
+    PvWaitNode,
+    PvWaitHead,
+    PvWaitAgain,
+    PvWaitEarly,
+    PvKickUnlock,
+    PvKickWake,
+    PvSpuriousWakeup,
+    PvHashHops,
+}
+
+impl Event {
+    /// Every event, in report order.
+    pub const ALL: [Event; 12] = [
+        Event::LockSlowpath,
+        Event::LockPending,
+        Event::LockNoNode,
+        Event::PvLockStealing,
+        Event::PvWaitNode,
+        Event::PvWaitHead,
+        Event::PvWaitAgain,
+        Event::PvWaitEarly,
+        Event::PvKickUnlock,
+        Event::PvKickWake,
+        Event::PvSpuriousWakeup,
+        Event::PvHashHops,
+    ];
+
+    /// The kernel's name of the event.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Event::LockSlowpath => "lock_slowpath",
+            Event::LockPending => "lock_pending",
+            Event::LockNoNode => "lock_no_node",
+            Event::PvLockStealing => "pv_lock_stealing",
+            Event::PvWaitNode => "pv_wait_node",
+            Event::PvWaitHead => "pv_wait_head",
+            Event::PvWaitAgain => "pv_wait_again",
+            Event::PvWaitEarly => "pv_wait_early",
+            Event::PvKickUnlock => "pv_kick_unlock",
+            Event::PvKickWake => "pv_kick_wake",
+            Event::PvSpuriousWakeup => "pv_spurious_wakeup",
+            Event::PvHashHops => "pv_hash_hops",
+        }
+    }
+}
+
+const EVENTS: usize = Event::ALL.len();
+/// Number of counter shards.
+pub const SHARDS: usize = 16;
+
+/// A copy of all counters at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    counts: [u64; EVENTS],
+}
+
+impl Snapshot {
+    /// The count of one event.
+    pub fn get(&self, e: Event) -> u64 {
+        self.counts[e as usize]
+    }
+
+    /// `(name, count)` for every event, in report order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Event::ALL.iter().map(move |&e| (e.name(), self.get(e)))
+    }
+
+    /// Counts since `earlier` (saturating, in case of a [`reset`] in between).
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        let mut counts = [0; EVENTS];
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c = self.counts[i].saturating_sub(earlier.counts[i]);
+        }
+        Snapshot { counts }
+    }
+}
+
+/// Whether the counters are compiled in (feature `stats`).
+pub const ENABLED: bool = cfg!(all(feature = "stats", not(loom)));
+
+#[cfg(all(feature = "stats", not(loom)))]
+mod imp {
+    use super::*;
+    use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    #[repr(align(128))]
+    struct Shard([AtomicU64; EVENTS]);
+
+    static COUNTERS: [Shard; SHARDS] =
+        [const { Shard([const { AtomicU64::new(0) }; EVENTS]) }; SHARDS];
+
+    #[cfg(feature = "std")]
+    fn shard() -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        std::thread_local! {
+            static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        }
+        MINE.try_with(|m| *m).unwrap_or(0)
+    }
+    #[cfg(not(feature = "std"))]
+    fn shard() -> usize {
+        let _ = AtomicUsize::new(0);
+        0
+    }
+
+    #[inline]
+    pub(crate) fn count(e: Event, n: u64) {
+        // Relaxed: counters order nothing; a snapshot is a sum of independent counts.
+        COUNTERS[shard()].0[e as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot() -> Snapshot {
+        let mut counts = [0; EVENTS];
+        for s in &COUNTERS {
+            for (i, c) in counts.iter_mut().enumerate() {
+                *c += s.0[i].load(Ordering::Relaxed);
+            }
+        }
+        Snapshot { counts }
+    }
+
+    pub fn reset() {
+        for s in &COUNTERS {
+            for c in &s.0 {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(not(all(feature = "stats", not(loom))))]
+mod imp {
+    use super::*;
+    #[inline(always)]
+    pub(crate) fn count(_e: Event, _n: u64) {}
+    pub fn snapshot() -> Snapshot {
+        Snapshot::default()
+    }
+    pub fn reset() {}
+}
+
+/// Counts one occurrence of `e` (nothing without the `stats` feature).
+#[inline(always)]
+pub(crate) fn count(e: Event) {
+    imp::count(e, 1)
+}
+
+/// Counts `n` occurrences of `e` (nothing without the `stats` feature).
+#[inline(always)]
+#[allow(dead_code)]
+pub(crate) fn count_n(e: Event, n: u64) {
+    imp::count(e, n)
+}
+
+/// The counters now (all zero without the `stats` feature).
+pub fn snapshot() -> Snapshot {
+    imp::snapshot()
+}
+
+/// Sets every counter to zero.
+pub fn reset() {
+    imp::reset()
+}
