@@ -71,11 +71,18 @@ fn time(name: &str, n: u32, mut f: impl FnMut()) {
 }
 
 fn main() {
-    let n = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
+    let n = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
     let plain = PlainTicket(AtomicU32::new(0));
     let spin = Ticket::<Spin>::new();
     let futex = Ticket::<Futex>::new();
-    time("plain ticket (no trait)", n, || plain_ticket_cycle(black_box(&plain)));
+    time("plain ticket (no trait)", n, || {
+        plain_ticket_cycle(black_box(&plain))
+    });
     time("Ticket<Spin>", n, || pv_ticket_cycle(black_box(&spin)));
-    time("Ticket<Futex> (pv unlock)", n, || futex_ticket_cycle(black_box(&futex)));
+    time("Ticket<Futex> (pv unlock)", n, || {
+        futex_ticket_cycle(black_box(&futex))
+    });
 }

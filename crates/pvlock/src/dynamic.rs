@@ -91,31 +91,51 @@ const BACKENDS: [(&str, BackendKind); 4] = [
 
 impl Choice {
     /// The default: `queued:auto`.
-    pub const DEFAULT: Choice = Choice { algorithm: Algorithm::Queued, backend: BackendKind::Auto };
+    pub const DEFAULT: Choice = Choice {
+        algorithm: Algorithm::Queued,
+        backend: BackendKind::Auto,
+    };
 
     /// Every valid choice, in the order `pvlock` lists them.
     pub fn all() -> impl Iterator<Item = Choice> {
         ALGORITHMS.iter().flat_map(|&(_, algorithm)| {
-            BACKENDS.iter().map(move |&(_, backend)| Choice { algorithm, backend })
+            BACKENDS
+                .iter()
+                .map(move |&(_, backend)| Choice { algorithm, backend })
         })
     }
 
     fn code(self) -> u32 {
-        let a = ALGORITHMS.iter().position(|&(_, x)| x == self.algorithm).unwrap_or(0) as u32;
-        let b = BACKENDS.iter().position(|&(_, x)| x == self.backend).unwrap_or(0) as u32;
+        let a = ALGORITHMS
+            .iter()
+            .position(|&(_, x)| x == self.algorithm)
+            .unwrap_or(0) as u32;
+        let b = BACKENDS
+            .iter()
+            .position(|&(_, x)| x == self.backend)
+            .unwrap_or(0) as u32;
         a * 4 + b + 1
     }
 
     fn from_code(code: u32) -> Choice {
         let i = (code.max(1) - 1) as usize;
-        Choice { algorithm: ALGORITHMS[(i / 4) % 3].1, backend: BACKENDS[i % 4].1 }
+        Choice {
+            algorithm: ALGORITHMS[(i / 4) % 3].1,
+            backend: BACKENDS[i % 4].1,
+        }
     }
 }
 
 impl fmt::Display for Choice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let a = ALGORITHMS.iter().find(|&&(_, x)| x == self.algorithm).map_or("?", |p| p.0);
-        let b = BACKENDS.iter().find(|&&(_, x)| x == self.backend).map_or("?", |p| p.0);
+        let a = ALGORITHMS
+            .iter()
+            .find(|&&(_, x)| x == self.algorithm)
+            .map_or("?", |p| p.0);
+        let b = BACKENDS
+            .iter()
+            .find(|&&(_, x)| x == self.backend)
+            .map_or("?", |p| p.0);
         write!(f, "{a}:{b}")
     }
 }
@@ -128,7 +148,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid pvlock choice {:?}: expected ALGORITHM[:BACKEND] with ALGORITHM one of ", self.value)?;
+        write!(
+            f,
+            "invalid pvlock choice {:?}: expected ALGORITHM[:BACKEND] with ALGORITHM one of ",
+            self.value
+        )?;
         let names: std::vec::Vec<&str> = ALGORITHMS.iter().map(|p| p.0).collect();
         write!(f, "{} and BACKEND one of ", names.join(", "))?;
         let names: std::vec::Vec<&str> = BACKENDS.iter().map(|p| p.0).collect();
@@ -145,7 +169,11 @@ impl core::str::FromStr for Choice {
         let err = || ParseError { value: s.into() };
         let t = s.trim().to_ascii_lowercase();
         let (a, b) = t.split_once(':').unwrap_or((t.as_str(), "auto"));
-        let algorithm = ALGORITHMS.iter().find(|p| p.0 == a.trim()).ok_or_else(err)?.1;
+        let algorithm = ALGORITHMS
+            .iter()
+            .find(|p| p.0 == a.trim())
+            .ok_or_else(err)?
+            .1;
         let backend = BACKENDS.iter().find(|p| p.0 == b.trim()).ok_or_else(err)?.1;
         Ok(Choice { algorithm, backend })
     }
@@ -192,7 +220,10 @@ pub fn select(choice: Choice) -> Result<(), SelectError> {
             return if current == choice {
                 Ok(())
             } else {
-                Err(SelectError::Frozen { current, requested: choice })
+                Err(SelectError::Frozen {
+                    current,
+                    requested: choice,
+                })
             };
         }
         // AcqRel: pairs with `freeze`, so one of the two CASes sees the other's value.
@@ -213,8 +244,17 @@ pub fn init() -> Result<Choice, ParseError> {
     if cur & FROZEN != 0 {
         return Ok(Choice::from_code(cur & !FROZEN));
     }
-    let wanted = if cur != 0 { Choice::from_code(cur) } else { from_env()? };
-    match CHOICE.compare_exchange(cur, wanted.code() | FROZEN, Ordering::AcqRel, Ordering::Acquire) {
+    let wanted = if cur != 0 {
+        Choice::from_code(cur)
+    } else {
+        from_env()?
+    };
+    match CHOICE.compare_exchange(
+        cur,
+        wanted.code() | FROZEN,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
         Ok(_) => Ok(wanted),
         // A concurrent `select` or `init` got in first: resolve again from its value.
         Err(_) => init(),
@@ -229,9 +269,9 @@ pub fn from_env() -> Result<Choice, ParseError> {
     match std::env::var("PVLOCK") {
         Ok(v) if !v.trim().is_empty() => v.parse(),
         Ok(_) | Err(std::env::VarError::NotPresent) => Ok(Choice::DEFAULT),
-        Err(std::env::VarError::NotUnicode(v)) => {
-            Err(ParseError { value: v.to_string_lossy().into_owned() })
-        }
+        Err(std::env::VarError::NotUnicode(v)) => Err(ParseError {
+            value: v.to_string_lossy().into_owned(),
+        }),
     }
 }
 
@@ -264,9 +304,13 @@ pub struct RawDynMutex {
 // Every algorithm is a `repr(transparent)` wrapper of one AtomicU32, so a `&RawDynMutex` can be
 // viewed as a reference to any of them; these checks keep that true.
 const _: () = {
-    assert!(core::mem::size_of::<Ticket<Spin>>() == 4 && core::mem::align_of::<Ticket<Spin>>() == 4);
+    assert!(
+        core::mem::size_of::<Ticket<Spin>>() == 4 && core::mem::align_of::<Ticket<Spin>>() == 4
+    );
     assert!(core::mem::size_of::<Byte<Spin>>() == 4 && core::mem::align_of::<Byte<Spin>>() == 4);
-    assert!(core::mem::size_of::<Queued<Spin>>() == 4 && core::mem::align_of::<Queued<Spin>>() == 4);
+    assert!(
+        core::mem::size_of::<Queued<Spin>>() == 4 && core::mem::align_of::<Queued<Spin>>() == 4
+    );
 };
 
 /// Runs `$body` with `$l` bound to this word viewed as the chosen lock type.
@@ -280,18 +324,54 @@ macro_rules! dispatch {
         // above), so the cast reference is valid for the lifetime of `self`; the choice is frozen,
         // so every operation on this word uses this same type.
         match code & !FROZEN {
-            1 => { let $l = unsafe { $self.view::<Ticket<Spin>>() }; $body }
-            2 => { let $l = unsafe { $self.view::<Ticket<FutexOrPark>>() }; $body }
-            3 => { let $l = unsafe { $self.view::<Ticket<Park>>() }; $body }
-            4 => { let $l = unsafe { $self.view::<Ticket<Auto>>() }; $body }
-            5 => { let $l = unsafe { $self.view::<Byte<Spin>>() }; $body }
-            6 => { let $l = unsafe { $self.view::<Byte<FutexOrPark>>() }; $body }
-            7 => { let $l = unsafe { $self.view::<Byte<Park>>() }; $body }
-            8 => { let $l = unsafe { $self.view::<Byte<Auto>>() }; $body }
-            9 => { let $l = unsafe { $self.view::<Queued<Spin>>() }; $body }
-            10 => { let $l = unsafe { $self.view::<Queued<FutexOrPark>>() }; $body }
-            11 => { let $l = unsafe { $self.view::<Queued<Park>>() }; $body }
-            _ => { let $l = unsafe { $self.view::<Queued<Auto>>() }; $body }
+            1 => {
+                let $l = unsafe { $self.view::<Ticket<Spin>>() };
+                $body
+            }
+            2 => {
+                let $l = unsafe { $self.view::<Ticket<FutexOrPark>>() };
+                $body
+            }
+            3 => {
+                let $l = unsafe { $self.view::<Ticket<Park>>() };
+                $body
+            }
+            4 => {
+                let $l = unsafe { $self.view::<Ticket<Auto>>() };
+                $body
+            }
+            5 => {
+                let $l = unsafe { $self.view::<Byte<Spin>>() };
+                $body
+            }
+            6 => {
+                let $l = unsafe { $self.view::<Byte<FutexOrPark>>() };
+                $body
+            }
+            7 => {
+                let $l = unsafe { $self.view::<Byte<Park>>() };
+                $body
+            }
+            8 => {
+                let $l = unsafe { $self.view::<Byte<Auto>>() };
+                $body
+            }
+            9 => {
+                let $l = unsafe { $self.view::<Queued<Spin>>() };
+                $body
+            }
+            10 => {
+                let $l = unsafe { $self.view::<Queued<FutexOrPark>>() };
+                $body
+            }
+            11 => {
+                let $l = unsafe { $self.view::<Queued<Park>>() };
+                $body
+            }
+            _ => {
+                let $l = unsafe { $self.view::<Queued<Auto>>() };
+                $body
+            }
         }
     }};
 }
@@ -299,7 +379,9 @@ macro_rules! dispatch {
 impl RawDynMutex {
     /// An unlocked lock.
     pub const fn new() -> Self {
-        RawDynMutex { word: AtomicU32::new(0) }
+        RawDynMutex {
+            word: AtomicU32::new(0),
+        }
     }
 
     /// # Safety

@@ -39,6 +39,12 @@
 //! Unlike the kernel, where only the next ticket matters, waiters further back also block here; the
 //! kick always targets the next ticket, and each new owner's unlock kicks the one after it, so the
 //! queue drains in order.
+//!
+//! `SLOW` is only ever cleared by the owner, with a CAS that expects `tail == mine + 1`: a waiter
+//! takes its ticket (moving `tail`) before it can record itself and set `SLOW`, so the CAS fails
+//! whenever anyone waits behind the owner, and a later waiter sets the flag again itself. The
+//! loom models (`loom_tests`, three threads) fail with a deadlock if the kick, the tail check of
+//! that CAS, or the release/acquire pairing of the two RMWs is removed.
 
 use core::marker::PhantomData;
 
@@ -180,8 +186,11 @@ impl<B: Backend> Ticket<B> {
     #[cold]
     fn wait_turn(&self, mine: u32) -> bool {
         let Some(me) = B::current() else {
-            // No slot free: keep spinning (correct, just not paravirtual).
+            // No slot free: keep spinning (correct, just not paravirtual). The pause matters when
+            // the backend's budget is 0 (`Auto` under load): without it the caller's loop would
+            // re-read the word and the backend's counters back to back.
             count(Event::LockNoNode);
+            spin_loop();
             return false;
         };
         me.want.store(mine, Ordering::Relaxed);
@@ -322,5 +331,140 @@ mod tests {
         // SAFETY: the hand-made waiter's turn: release it.
         unsafe { t.unlock() };
         assert!(!t.is_locked());
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod blocking_tests {
+    use super::*;
+    use core::cell::UnsafeCell;
+
+    /// A non-atomic counter that only the lock protects.
+    struct Counter(UnsafeCell<u64>);
+    // SAFETY: only accessed under the lock in the tests below.
+    unsafe impl Sync for Counter {}
+    impl Counter {
+        /// # Safety
+        /// The caller holds the lock that protects the counter.
+        unsafe fn bump(&self) {
+            // SAFETY: the caller holds the lock, so nobody else touches the counter.
+            unsafe { *self.0.get() += 1 }
+        }
+    }
+
+    /// 8 threads on (typically) fewer CPUs: waiters exceed their spin budget, set SLOW, block,
+    /// and must each be kicked in ticket order.
+    fn hammer<B: Backend>(threads: usize, iters: u64, hold: std::time::Duration) {
+        let lock = Ticket::<B>::new();
+        let counter = Counter(UnsafeCell::new(0));
+        let start = std::sync::Barrier::new(threads);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    start.wait();
+                    for _ in 0..iters {
+                        lock.lock();
+                        // SAFETY: the lock is held.
+                        unsafe { counter.bump() };
+                        if !hold.is_zero() {
+                            // Hold the lock past the waiters' spin budget, so that they block.
+                            let t = std::time::Instant::now();
+                            while t.elapsed() < hold {
+                                core::hint::spin_loop();
+                            }
+                        }
+                        // SAFETY: locked above.
+                        unsafe { lock.unlock() };
+                    }
+                });
+            }
+        });
+        assert_eq!(counter.0.into_inner(), threads as u64 * iters);
+        assert!(!lock.is_locked(), "{lock:?}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn eight_threads_futex() {
+        hammer::<crate::backend::Futex>(8, 5_000, std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn blocking_waiters_are_kicked() {
+        // 30 µs critical sections exceed the default 10 µs spin budget on any machine.
+        let hold = std::time::Duration::from_micros(30);
+        #[cfg(target_os = "linux")]
+        hammer::<crate::backend::Futex>(4, 200, hold);
+        hammer::<crate::backend::Park>(4, 200, hold);
+    }
+
+    #[test]
+    fn eight_threads_park() {
+        hammer::<crate::backend::Park>(8, 5_000, std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn eight_threads_auto() {
+        hammer::<crate::backend::Auto>(8, 5_000, std::time::Duration::ZERO);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::byte::loom_tests::{run_threads, ModelPark};
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+
+    struct Shared {
+        lock: Ticket<ModelPark>,
+        counter: UnsafeCell<u32>,
+    }
+    // SAFETY: the counter is only accessed under the lock (which loom checks) or after joining.
+    unsafe impl Sync for Shared {}
+    // SAFETY: as above; the fields are owned data.
+    unsafe impl Send for Shared {}
+
+    fn model(threads: usize, preemptions: usize) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(preemptions);
+        builder.check(move || {
+            let s = Arc::new(Shared {
+                lock: Ticket::new(),
+                counter: UnsafeCell::new(0),
+            });
+            let s2 = s.clone();
+            run_threads(threads, move |_| {
+                s2.lock.lock();
+                // loom's UnsafeCell reports an access not ordered after the previous one by the
+                // lock (a mutual-exclusion violation) as a causality violation.
+                s2.counter.with_mut(|c| {
+                    // SAFETY: the lock is held; loom checks the claim.
+                    unsafe { *c += 1 }
+                });
+                // SAFETY: locked above.
+                unsafe { s2.lock.unlock() };
+            });
+            // Completion: every ticket was served (a lost kick is a loom deadlock).
+            let total = s.counter.with(|c| {
+                // SAFETY: all other threads have been joined.
+                unsafe { *c }
+            });
+            assert_eq!(total, threads as u32);
+            assert!(!s.lock.is_locked(), "{:?}", s.lock);
+        });
+    }
+
+    /// Two threads: the SLOW handshake between one blocked waiter and the unlock.
+    #[test]
+    fn loom_ticket_two_threads() {
+        model(2, 8);
+    }
+
+    /// Three threads: a waiter blocks behind another waiter's ticket; each unlock must kick the
+    /// next ticket, and SLOW must survive the middle owner's `clear_slow_if_alone`.
+    #[test]
+    fn loom_ticket_three_threads() {
+        model(3, 3);
     }
 }

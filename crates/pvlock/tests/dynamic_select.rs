@@ -1,13 +1,21 @@
 //! `DynMutex` selection by API: select before use, freeze at the first lock operation, errors after.
 //! (One test per file: the choice is process-wide.)
 
+#![cfg(not(loom))]
+
 use pvlock::dynamic::{self, Algorithm, BackendKind, Choice, SelectError};
 use pvlock::DynMutex;
 
 #[test]
 fn select_then_freeze_then_refuse() {
-    let ticket_spin = Choice { algorithm: Algorithm::Ticket, backend: BackendKind::Spin };
-    let byte_park = Choice { algorithm: Algorithm::Byte, backend: BackendKind::Park };
+    let ticket_spin = Choice {
+        algorithm: Algorithm::Ticket,
+        backend: BackendKind::Spin,
+    };
+    let byte_park = Choice {
+        algorithm: Algorithm::Byte,
+        backend: BackendKind::Park,
+    };
 
     assert_eq!(dynamic::frozen(), None);
     // Before the first lock operation the choice may change freely.
@@ -22,9 +30,18 @@ fn select_then_freeze_then_refuse() {
     // Re-selecting the frozen choice is fine; another one is refused with both names.
     dynamic::select(ticket_spin).unwrap();
     let err = dynamic::select(byte_park).unwrap_err();
-    assert_eq!(err, SelectError::Frozen { current: ticket_spin, requested: byte_park });
+    assert_eq!(
+        err,
+        SelectError::Frozen {
+            current: ticket_spin,
+            requested: byte_park
+        }
+    );
     let msg = err.to_string();
-    assert!(msg.contains("ticket:spin") && msg.contains("byte:park"), "{msg}");
+    assert!(
+        msg.contains("ticket:spin") && msg.contains("byte:park"),
+        "{msg}"
+    );
 
     // The lock works, and really is a ticket lock: is_contended/try_lock through the table.
     let g = m.lock();
@@ -52,9 +69,15 @@ fn parse_choices() {
         assert_eq!(c.to_string().parse::<Choice>().unwrap(), c);
     }
     assert_eq!("queued".parse::<Choice>().unwrap(), Choice::DEFAULT);
-    assert_eq!(" Ticket:FUTEX ".parse::<Choice>().unwrap().backend, BackendKind::Futex);
+    assert_eq!(
+        " Ticket:FUTEX ".parse::<Choice>().unwrap().backend,
+        BackendKind::Futex
+    );
     for bad in ["", "mcs", "queued:", "queued:hlt", "ticket:spin:x", ":spin"] {
         let e = bad.parse::<Choice>().unwrap_err().to_string();
-        assert!(e.contains("ticket, byte, queued") && e.contains("spin, futex, park, auto"), "{bad}: {e}");
+        assert!(
+            e.contains("ticket, byte, queued") && e.contains("spin, futex, park, auto"),
+            "{bad}: {e}"
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! and there is no poisoning, so other threads, including waiters blocked in the slow path at the
 //! time of the panic, carry on. For every algorithm and backend.
 
+#![cfg(not(loom))]
+
 mod common;
 
 use std::panic::{self, AssertUnwindSafe};

@@ -3,6 +3,8 @@
 //! exclusive, totals exact, nothing may panic. A separate test binary, because
 //! `registry::set_max_slots` changes process-wide state.
 
+#![cfg(not(loom))]
+
 mod common;
 
 use std::cell::UnsafeCell;

@@ -10,6 +10,8 @@
 //! When the cap ends a run early, the threads stop after their current acquisition and the total
 //! is still checked exactly, against the sum of what every thread did.
 
+#![cfg(not(loom))]
+
 mod common;
 
 use std::cell::UnsafeCell;
@@ -278,7 +280,7 @@ fn mixed<R: lock_api::RawMutex + Sync>(name: &str, threads: usize, total: u64, c
             }
             d.owner = 0;
         };
-        for i in 0..per_thread {
+        for _ in 0..per_thread {
             if w.stopped() || Instant::now() >= deadline {
                 break;
             }

@@ -1,17 +1,4 @@
-//! `Auto`: the backend to take without thinking. Blocks like [`Futex`](super::Futex) on Linux
-//! (like [`Park`](super::Park) elsewhere) and decides how long to spin from facts about the machine.
-//!
-//! # The rule
-//!
-//! Spinning only helps if the thread we wait for is running. With `cpus` the CPUs this process may
-//! use ([`std::thread::available_parallelism`]: affinity mask and cgroup CPU quota included), at most
-//! `cpus - 1` waiters spin at a time (one CPU is left for the lock holder); each spins for the
-//! process-wide [spin budget](crate::budget). A waiter that would exceed that count blocks at once
-//! instead of burning a CPU that the holder, or the next in line, needs (load control, as in
-//! Malthusian locks and LiTL's spin-then-park). On a single CPU nobody spins.
-//!
-//! Hence: with threads <= CPUs `Auto` behaves like the native spinlock; oversubscribed, surplus
-//! waiters sleep in the kernel and the machine keeps doing useful work.
+//! The `Auto` backend: futex/park with load control (see [`Auto`]).
 
 use super::Backend;
 use crate::registry::Slot;
@@ -19,7 +6,20 @@ use crate::sync::AtomicU32;
 #[cfg(not(loom))]
 use crate::sync::{AtomicUsize, Ordering};
 
-/// Spin-then-block with load control; see the [module docs](self) for the rule.
+/// `Auto`: the backend to take without thinking. Blocks like [`Futex`](super::Futex) on Linux
+/// (like [`Park`](super::Park) elsewhere) and decides how long to spin from facts about the machine.
+///
+/// # The rule
+///
+/// Spinning only helps if the thread we wait for is running. With `cpus` the CPUs this process may
+/// use ([`std::thread::available_parallelism`]: affinity mask and cgroup CPU quota included), at most
+/// `cpus - 1` waiters spin at a time (one CPU is left for the lock holder); each spins for the
+/// process-wide [spin budget](crate::budget). A waiter that would exceed that count blocks at once
+/// instead of burning a CPU that the holder, or the next in line, needs (load control, as in
+/// Malthusian locks and LiTL's spin-then-park). On a single CPU nobody spins.
+///
+/// Hence: with threads <= CPUs `Auto` behaves like the native spinlock; oversubscribed, surplus
+/// waiters sleep in the kernel and the machine keeps doing useful work.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Auto;
 

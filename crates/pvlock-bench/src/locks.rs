@@ -1,0 +1,201 @@
+//! The locks under test, behind one small trait so pvlock's locks and the peers run the exact same
+//! workload code, monomorphised per lock (no dynamic dispatch in the measured loop).
+
+/// A mutex protecting a `T`, as the benchmark uses it.
+pub trait BenchLock<T>: Send + Sync {
+    /// A new unlocked mutex around `t`.
+    fn new(t: T) -> Self;
+    /// Runs `f` with the lock held.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
+}
+
+/// A lock *family*: one mutex type constructor, e.g. `std::sync::Mutex<_>`.
+pub trait Family: 'static {
+    /// The mutex protecting a `T`.
+    type L<T: Send + 'static>: BenchLock<T> + 'static;
+    /// Whether this is one of pvlock's own locks (its event counters are reported).
+    const PVLOCK: bool;
+}
+
+impl<R: lock_api::RawMutex + Send + Sync, T: Send> BenchLock<T> for lock_api::Mutex<R, T> {
+    fn new(t: T) -> Self {
+        lock_api::Mutex::new(t)
+    }
+    #[inline]
+    fn with<U>(&self, f: impl FnOnce(&mut T) -> U) -> U {
+        f(&mut self.lock())
+    }
+}
+
+impl<T: Send> BenchLock<T> for std::sync::Mutex<T> {
+    fn new(t: T) -> Self {
+        std::sync::Mutex::new(t)
+    }
+    #[inline]
+    fn with<U>(&self, f: impl FnOnce(&mut T) -> U) -> U {
+        // A panicking worker would be a bench bug; keep going with the data rather than abort.
+        f(&mut self.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl<T: Send> BenchLock<T> for spin::mutex::SpinMutex<T> {
+    fn new(t: T) -> Self {
+        spin::mutex::SpinMutex::new(t)
+    }
+    #[inline]
+    fn with<U>(&self, f: impl FnOnce(&mut T) -> U) -> U {
+        f(&mut self.lock())
+    }
+}
+
+impl<T: Send> BenchLock<T> for spin::mutex::TicketMutex<T> {
+    fn new(t: T) -> Self {
+        spin::mutex::TicketMutex::new(t)
+    }
+    #[inline]
+    fn with<U>(&self, f: impl FnOnce(&mut T) -> U) -> U {
+        f(&mut self.lock())
+    }
+}
+
+macro_rules! family {
+    ($name:ident, $pv:expr, $ty:ty) => {
+        pub struct $name;
+        impl Family for $name {
+            type L<T: Send + 'static> = $ty;
+            const PVLOCK: bool = $pv;
+        }
+    };
+}
+
+/// The lock families.
+pub mod fam {
+    use super::Family;
+    use pvlock::backend::{Auto, Futex, Park, Spin};
+    use pvlock::{byte::Byte, queued::Queued, ticket::Ticket};
+
+    family!(PvMutex, true, pvlock::Mutex<T>);
+    family!(DynMutex, true, pvlock::DynMutex<T>);
+    family!(TicketSpin, true, lock_api::Mutex<Ticket<Spin>, T>);
+    family!(TicketFutex, true, lock_api::Mutex<Ticket<Futex>, T>);
+    family!(TicketPark, true, lock_api::Mutex<Ticket<Park>, T>);
+    family!(TicketAuto, true, lock_api::Mutex<Ticket<Auto>, T>);
+    family!(ByteSpin, true, lock_api::Mutex<Byte<Spin>, T>);
+    family!(ByteFutex, true, lock_api::Mutex<Byte<Futex>, T>);
+    family!(BytePark, true, lock_api::Mutex<Byte<Park>, T>);
+    family!(ByteAuto, true, lock_api::Mutex<Byte<Auto>, T>);
+    family!(QueuedSpin, true, lock_api::Mutex<Queued<Spin>, T>);
+    family!(QueuedFutex, true, lock_api::Mutex<Queued<Futex>, T>);
+    family!(QueuedPark, true, lock_api::Mutex<Queued<Park>, T>);
+    family!(QueuedAuto, true, lock_api::Mutex<Queued<Auto>, T>);
+    family!(Std, false, std::sync::Mutex<T>);
+    family!(ParkingLot, false, parking_lot::Mutex<T>);
+    family!(SpinTas, false, spin::mutex::SpinMutex<T>);
+    family!(SpinTicket, false, spin::mutex::TicketMutex<T>);
+}
+
+/// Every lock id, in table order, with a one-line description.
+pub const LOCKS: &[(&str, &str)] = &[
+    (
+        "pvlock",
+        "pvlock::Mutex (Queued + Auto backend), the recommended lock",
+    ),
+    (
+        "queued-spin",
+        "pvlock Queued (qspinlock) with the Spin backend: never blocks",
+    ),
+    (
+        "queued-futex",
+        "pvlock Queued with the Futex backend (pvqspinlock)",
+    ),
+    (
+        "queued-park",
+        "pvlock Queued with the Park (condvar) backend",
+    ),
+    (
+        "queued-auto",
+        "pvlock Queued with the Auto backend (= pvlock)",
+    ),
+    (
+        "ticket-spin",
+        "pvlock Ticket with the Spin backend: a plain FIFO ticket lock",
+    ),
+    (
+        "ticket-futex",
+        "pvlock Ticket with the Futex backend (pv ticketlock)",
+    ),
+    ("ticket-park", "pvlock Ticket with the Park backend"),
+    ("ticket-auto", "pvlock Ticket with the Auto backend"),
+    (
+        "byte-spin",
+        "pvlock Byte (Xen byte lock) with the Spin backend",
+    ),
+    ("byte-futex", "pvlock Byte with the Futex backend"),
+    ("byte-park", "pvlock Byte with the Park backend"),
+    ("byte-auto", "pvlock Byte with the Auto backend"),
+    (
+        "dyn",
+        "pvlock::DynMutex: algorithm chosen at run time by PVLOCK (default queued:auto)",
+    ),
+    ("std", "peer: std::sync::Mutex (futex)"),
+    (
+        "parking_lot",
+        "peer: parking_lot::Mutex 0.12 (spin, yield, park)",
+    ),
+    (
+        "spin",
+        "peer: spin::mutex::SpinMutex 0.10 (test-and-test-and-set)",
+    ),
+    (
+        "spin-ticket",
+        "peer: spin::mutex::TicketMutex 0.10 (FIFO ticket lock)",
+    ),
+];
+
+/// The default lock set (fits the one-minute default run).
+pub const DEFAULT_LOCKS: &[&str] = &[
+    "pvlock",
+    "queued-spin",
+    "queued-futex",
+    "ticket-spin",
+    "ticket-futex",
+    "byte-futex",
+    "std",
+    "parking_lot",
+    "spin",
+    "spin-ticket",
+];
+
+/// Whether `id` is a peer (not one of pvlock's locks).
+pub fn is_peer(id: &str) -> bool {
+    matches!(id, "std" | "parking_lot" | "spin" | "spin-ticket")
+}
+
+/// Calls `$f::<Family>($args)` for the family named `$id` (a `&str` from [`LOCKS`]).
+macro_rules! with_family {
+    ($id:expr, $f:ident ( $($args:expr),* )) => {{
+        use $crate::locks::fam::*;
+        match $id {
+            "pvlock" => Some($f::<PvMutex>($($args),*)),
+            "dyn" => Some($f::<DynMutex>($($args),*)),
+            "ticket-spin" => Some($f::<TicketSpin>($($args),*)),
+            "ticket-futex" => Some($f::<TicketFutex>($($args),*)),
+            "ticket-park" => Some($f::<TicketPark>($($args),*)),
+            "ticket-auto" => Some($f::<TicketAuto>($($args),*)),
+            "byte-spin" => Some($f::<ByteSpin>($($args),*)),
+            "byte-futex" => Some($f::<ByteFutex>($($args),*)),
+            "byte-park" => Some($f::<BytePark>($($args),*)),
+            "byte-auto" => Some($f::<ByteAuto>($($args),*)),
+            "queued-spin" => Some($f::<QueuedSpin>($($args),*)),
+            "queued-futex" => Some($f::<QueuedFutex>($($args),*)),
+            "queued-park" => Some($f::<QueuedPark>($($args),*)),
+            "queued-auto" => Some($f::<QueuedAuto>($($args),*)),
+            "std" => Some($f::<Std>($($args),*)),
+            "parking_lot" => Some($f::<ParkingLot>($($args),*)),
+            "spin" => Some($f::<SpinTas>($($args),*)),
+            "spin-ticket" => Some($f::<SpinTicket>($($args),*)),
+            _ => None,
+        }
+    }};
+}
+pub(crate) use with_family;

@@ -1,0 +1,165 @@
+//! Facts about the machine: CPU affinity, model, kernel, hypervisor, date; resource usage.
+
+use serde::{Deserialize, Serialize};
+
+/// The machine description stored in the JSON output.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Machine {
+    /// CPUs the benchmark ran on (its affinity set, after `--cpus`).
+    pub cpus: usize,
+    /// The CPU ids of that set.
+    #[serde(default)]
+    pub cpu_list: Vec<usize>,
+    #[serde(default)]
+    pub model_name: String,
+    #[serde(default)]
+    pub kernel: String,
+    /// Whether /proc/cpuinfo has the `hypervisor` flag (running in a VM).
+    #[serde(default)]
+    pub hypervisor: bool,
+    /// `std::thread::available_parallelism()` (includes cgroup CPU quotas).
+    #[serde(default)]
+    pub available_parallelism: usize,
+    /// UTC date and time of the run, ISO 8601.
+    #[serde(default)]
+    pub date: String,
+    /// Timestamp source for latencies (`rdtsc` or `clock_gettime`).
+    #[serde(default)]
+    pub clock: String,
+    #[serde(default)]
+    pub hostname: String,
+}
+
+impl Machine {
+    pub fn describe(cpu_list: Vec<usize>, clock: &str) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| {
+            cpuinfo
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let hypervisor = field("flags").split_whitespace().any(|f| f == "hypervisor");
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        Machine {
+            cpus: cpu_list.len(),
+            cpu_list,
+            model_name: field("model name"),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            hypervisor,
+            available_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            date: utc_now(),
+            clock: clock.to_string(),
+            hostname: read("/proc/sys/kernel/hostname"),
+        }
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The CPUs this thread may run on.
+pub fn affinity() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            return (0..n).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Restricts the calling thread (and every thread and process it creates later) to `cpus`.
+pub fn set_affinity(cpus: &[usize]) -> Result<(), String> {
+    // SAFETY: as above; CPU_SET is given ids < CPU_SETSIZE (checked by the caller's parser).
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "--cpus: sched_setaffinity failed: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// Process resource usage: CPU time and context switches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub cpu_ns: u64,
+    pub voluntary: u64,
+    pub involuntary: u64,
+}
+
+impl Usage {
+    /// getrusage(RUSAGE_SELF): all threads of this process (not the hogs, which are processes).
+    pub fn now() -> Usage {
+        // SAFETY: a zeroed rusage is valid; getrusage fills it.
+        let ru = unsafe {
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+            ru
+        };
+        let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+        Usage {
+            cpu_ns: tv(ru.ru_utime) + tv(ru.ru_stime),
+            voluntary: ru.ru_nvcsw as u64,
+            involuntary: ru.ru_nivcsw as u64,
+        }
+    }
+
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn date_format() {
+        let d = super::utc_now();
+        assert_eq!(d.len(), 20, "{d}");
+        assert!(d.starts_with("20") && d.ends_with('Z'), "{d}");
+    }
+}

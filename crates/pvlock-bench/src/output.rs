@@ -1,0 +1,602 @@
+//! Records, tables, the plain-English summary, JSON files, and `pvlock report`.
+
+use crate::locks::is_peer;
+use crate::machine::Machine;
+use crate::run::{CellOut, CellSpec};
+use crate::{plot, CliError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The run's parameters (top-level `params` in the JSON).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Params {
+    pub threads: Option<Vec<String>>,
+    pub cs: u32,
+    pub ncs: u64,
+    pub duration_ms: f64,
+    pub repeats: u32,
+    pub locks: Vec<String>,
+    pub scenarios: Vec<String>,
+    pub workloads: Vec<String>,
+    pub antagonists: usize,
+    pub cpus: Option<Vec<usize>>,
+    pub buckets: usize,
+    pub latency_sample_every: u64,
+    pub command: String,
+    pub version: String,
+    pub wall_s: f64,
+}
+
+/// One (scenario, workload, lock, threads) result.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Record {
+    pub scenario: String,
+    pub workload: String,
+    pub lock: String,
+    pub threads: usize,
+    pub cpus: usize,
+    pub antagonists: usize,
+    pub ops: u64,
+    pub elapsed_s: f64,
+    pub ops_per_sec: f64,
+    pub ns_per_op: f64,
+    pub min_thread_ops: u64,
+    pub max_thread_ops: u64,
+    pub min_max: f64,
+    pub jain: f64,
+    pub cv: f64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+    pub latency_samples: u64,
+    pub cpu_ns_per_op: f64,
+    pub ctx_switches_per_op: f64,
+    pub voluntary_ctx_per_op: f64,
+    pub involuntary_ctx_per_op: f64,
+    pub stats: BTreeMap<String, u64>,
+    pub repeats: u32,
+    pub repeat_ops_per_sec: Vec<f64>,
+    pub stalled: bool,
+    pub leaked: usize,
+    pub mutual_exclusion_ok: bool,
+}
+
+/// A whole JSON file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Output {
+    #[serde(default)]
+    pub params: Params,
+    #[serde(default)]
+    pub machine: Machine,
+    pub results: Vec<Record>,
+}
+
+/// Builds the record of one cell.
+pub fn record(
+    sc: &str,
+    wl: &str,
+    lock: &str,
+    spec: &CellSpec,
+    cpus: usize,
+    antagonists: usize,
+    out: &CellOut,
+) -> Record {
+    let ops: u64 = out.per_thread.iter().sum();
+    let secs = out.elapsed.as_secs_f64().max(1e-9);
+    let n = out.per_thread.len().max(1) as f64;
+    let min = out.per_thread.iter().copied().min().unwrap_or(0);
+    let max = out.per_thread.iter().copied().max().unwrap_or(0);
+    let mean = ops as f64 / n;
+    let sumsq: f64 = out
+        .per_thread
+        .iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum();
+    let jain = if sumsq > 0.0 {
+        (ops as f64) * (ops as f64) / (n * sumsq)
+    } else {
+        0.0
+    };
+    let var = out
+        .per_thread
+        .iter()
+        .map(|&x| (x as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    let cv = if mean > 0.0 { var.sqrt() / mean } else { 0.0 };
+    let per_op = |x: u64| if ops > 0 { x as f64 / ops as f64 } else { 0.0 };
+    let stats = if out.pvlock {
+        out.stats.iter().map(|(k, v)| (k.to_string(), v)).collect()
+    } else {
+        BTreeMap::new()
+    };
+    let ops_per_sec = ops as f64 / secs;
+    Record {
+        scenario: sc.into(),
+        workload: wl.into(),
+        lock: lock.into(),
+        threads: spec.threads,
+        cpus,
+        antagonists,
+        ops,
+        elapsed_s: secs,
+        ops_per_sec,
+        ns_per_op: if ops > 0 { 1e9 / ops_per_sec } else { 0.0 },
+        min_thread_ops: min,
+        max_thread_ops: max,
+        min_max: if max > 0 {
+            min as f64 / max as f64
+        } else {
+            0.0
+        },
+        jain,
+        cv,
+        p50_ns: out.hist.quantile(0.5),
+        p99_ns: out.hist.quantile(0.99),
+        p999_ns: out.hist.quantile(0.999),
+        max_ns: out.hist.max(),
+        latency_samples: out.hist.count(),
+        cpu_ns_per_op: per_op(out.usage.cpu_ns),
+        ctx_switches_per_op: per_op(out.usage.voluntary + out.usage.involuntary),
+        voluntary_ctx_per_op: per_op(out.usage.voluntary),
+        involuntary_ctx_per_op: per_op(out.usage.involuntary),
+        stats,
+        repeats: 1,
+        repeat_ops_per_sec: vec![ops_per_sec],
+        stalled: out.stalled,
+        leaked: out.leaked,
+        mutual_exclusion_ok: out.counted.map_or(true, |c| c == out.final_ops),
+    }
+}
+
+/// The repeat with the median throughput, with every repeat's throughput attached.
+pub fn median(mut reps: Vec<Record>) -> Record {
+    reps.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
+    let all: Vec<f64> = reps.iter().map(|r| r.ops_per_sec).collect();
+    let ok = reps.iter().all(|r| r.mutual_exclusion_ok);
+    let stalled = reps.iter().any(|r| r.stalled);
+    let n = reps.len();
+    let mut m = reps.swap_remove(n / 2);
+    m.repeats = n as u32;
+    m.repeat_ops_per_sec = all;
+    m.mutual_exclusion_ok = ok;
+    m.stalled = stalled;
+    m
+}
+
+/// Checks that a file can be created at `v` (without leaving anything there) and returns it.
+pub fn check_writable(opt: &str, v: &str) -> Result<PathBuf, CliError> {
+    let p = PathBuf::from(v);
+    if v.is_empty() || p.is_dir() || p.file_name().is_none() {
+        return Err(CliError::usage(format!("{opt}: {v:?} is not a file path")));
+    }
+    let tmp = temp_path(&p);
+    match std::fs::File::create(&tmp) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&tmp);
+            Ok(p)
+        }
+        Err(e) => Err(CliError::usage(format!("{opt}: cannot write {v:?}: {e}"))),
+    }
+}
+
+fn temp_path(p: &Path) -> PathBuf {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    p.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+}
+
+/// Writes `bytes` to a temporary file beside `p` and renames it over `p`: no partial file.
+pub fn write_atomic(p: &Path, bytes: &[u8]) -> Result<(), String> {
+    let tmp = temp_path(p);
+    let r = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, p));
+    r.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", p.display())
+    })
+}
+
+/// `12.3 M`, `456 k`.
+pub fn si(x: f64) -> String {
+    let (v, u) = if x >= 1e9 {
+        (x / 1e9, " G")
+    } else if x >= 1e6 {
+        (x / 1e6, " M")
+    } else if x >= 1e3 {
+        (x / 1e3, " k")
+    } else {
+        (x, "")
+    };
+    if v >= 100.0 {
+        format!("{v:.0}{u}")
+    } else if v >= 10.0 {
+        format!("{v:.1}{u}")
+    } else {
+        format!("{v:.2}{u}")
+    }
+}
+
+/// `85 ns`, `1.2 us`, `3.4 ms`.
+pub fn dur_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.1} ms", ns / 1e6)
+    } else if ns >= 1e4 {
+        format!("{:.0} us", ns / 1e3)
+    } else if ns >= 1e3 {
+        format!("{:.1} us", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+type Key = (String, String, usize, usize);
+
+fn key(r: &Record) -> Key {
+    (
+        r.scenario.clone(),
+        r.workload.clone(),
+        r.threads,
+        r.antagonists,
+    )
+}
+
+/// Groups in first-seen order.
+fn groups(results: &[Record]) -> Vec<(Key, Vec<&Record>)> {
+    let mut out: Vec<(Key, Vec<&Record>)> = Vec::new();
+    for r in results {
+        let k = key(r);
+        match out.iter_mut().find(|g| g.0 == k) {
+            Some(g) => g.1.push(r),
+            None => out.push((k, vec![r])),
+        }
+    }
+    out
+}
+
+fn group_title(k: &Key, cpus: usize) -> String {
+    let (sc, wl, threads, hogs) = k;
+    let what = match sc.as_str() {
+        "uncontended" => "one thread, no contention: the cost of lock + unlock".to_string(),
+        "native" => "one thread per CPU".to_string(),
+        "noisy" => {
+            format!("one thread per CPU, plus {hogs} CPU-hog processes competing for the CPUs")
+        }
+        s if s.starts_with("oversub") => {
+            format!("{}x more threads than CPUs", threads / cpus.max(1))
+        }
+        _ => String::new(),
+    };
+    let t = if *threads == 1 { "thread" } else { "threads" };
+    let mut s = format!("{sc} [{wl}]: {threads} {t} on {cpus} CPUs");
+    if *hogs > 0 && sc != "noisy" {
+        s += &format!(" + {hogs} CPU hogs");
+    }
+    if !what.is_empty() {
+        s += &format!(" ({what})");
+    }
+    s
+}
+
+fn best_peer<'a>(rows: &[&'a Record]) -> Option<&'a Record> {
+    rows.iter()
+        .copied()
+        .filter(|r| is_peer(&r.lock))
+        .max_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec))
+}
+
+const LEGEND: &str = "\
+Columns: ops/s = lock acquisitions per second, all threads together (higher is better);
+  vs peer = ops/s relative to the fastest peer (std, parking_lot, spin, spin-ticket) in the same group;
+  min/max = fewest / most acquisitions of any one thread (1.00 = perfectly fair, 0 = a thread starved);
+  p99 = 99th percentile time to acquire the lock (from lock() call to holding it); cpu/op = CPU time burnt per acquisition
+  (spinning shows up here); ctx/1k ops = context switches per 1000 acquisitions (blocking and
+  preemption show up here).";
+
+/// Prints the tables and the summary of one run.
+pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
+    let m = &doc.machine;
+    let p = &doc.params;
+    writeln!(
+        w,
+        "pvlock bench: {} CPUs ({}), {}{}, kernel {}, {}",
+        m.cpus,
+        if m.model_name.is_empty() {
+            "unknown CPU"
+        } else {
+            &m.model_name
+        },
+        if m.hypervisor {
+            "virtual machine"
+        } else {
+            "bare metal"
+        },
+        if m.available_parallelism != m.cpus && m.available_parallelism > 0 {
+            format!(", available_parallelism {}", m.available_parallelism)
+        } else {
+            String::new()
+        },
+        m.kernel,
+        m.date
+    )?;
+    writeln!(
+        w,
+        "{:.0} ms per cell, median of {} repeat(s); counter critical section = {} writes to 2 cache lines; \
+         non-critical work = random 0..{} multiply-adds (none in uncontended); \
+         latency sampled on 1 in {} acquisitions.",
+        p.duration_ms,
+        p.repeats,
+        p.cs,
+        2 * p.ncs,
+        p.latency_sample_every
+    )?;
+    writeln!(w, "{LEGEND}")?;
+    for (k, rows) in groups(&doc.results) {
+        writeln!(w)?;
+        writeln!(w, "{}", group_title(&k, rows[0].cpus))?;
+        writeln!(
+            w,
+            "  {:<14} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10}",
+            "lock", "ops/s", "vs peer", "min/max", "p99", "cpu/op", "ctx/1k ops"
+        )?;
+        let bp = best_peer(&rows);
+        for r in &rows {
+            let ratio = match bp {
+                Some(b) if b.ops_per_sec > 0.0 => format!("{:.2}x", r.ops_per_sec / b.ops_per_sec),
+                _ => "-".into(),
+            };
+            let mut flags = String::new();
+            if bp.is_some_and(|b| std::ptr::eq(b, *r)) {
+                flags += " (best peer)";
+            }
+            if r.stalled {
+                flags += " STALLED: workers were still waiting long after the deadline";
+            }
+            if !r.mutual_exclusion_ok {
+                flags += " MUTUAL EXCLUSION FAILURE";
+            }
+            writeln!(
+                w,
+                "  {:<14} {:>9} {:>8} {:>8.2} {:>9} {:>9} {:>10.1}{}",
+                r.lock,
+                si(r.ops_per_sec),
+                ratio,
+                r.min_max,
+                dur_ns(r.p99_ns as f64),
+                dur_ns(r.cpu_ns_per_op),
+                r.ctx_switches_per_op * 1e3,
+                flags
+            )?;
+        }
+    }
+    writeln!(w)?;
+    for line in summary(&doc.results) {
+        writeln!(w, "{line}")?;
+    }
+    Ok(())
+}
+
+/// The plain-English summary lines.
+pub fn summary(results: &[Record]) -> Vec<String> {
+    let mut out = vec!["Summary:".to_string()];
+    let gs = groups(results);
+    for (k, rows) in &gs {
+        let label = format!(
+            "{} [{}, {} thread{}]",
+            k.0,
+            k.1,
+            k.2,
+            if k.2 == 1 { "" } else { "s" }
+        );
+        let Some(best) = rows
+            .iter()
+            .max_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec))
+        else {
+            continue;
+        };
+        let mut line = format!(
+            "  {label}: fastest is {} ({} ops/s",
+            best.lock,
+            si(best.ops_per_sec)
+        );
+        if k.0 == "uncontended" && best.ops_per_sec > 0.0 {
+            line += &format!(", {:.1} ns per lock+unlock", 1e9 / best.ops_per_sec);
+        }
+        line += ")";
+        let bp = best_peer(rows);
+        let pv = rows.iter().find(|r| r.lock == "pvlock");
+        match (pv, bp) {
+            (Some(pv), Some(bp)) if bp.ops_per_sec > 0.0 => {
+                let ratio = pv.ops_per_sec / bp.ops_per_sec;
+                line += &format!(
+                    "; pvlock::Mutex is {:.2}x the best peer {} ({}{})",
+                    ratio,
+                    bp.lock,
+                    if ratio >= 1.0 { "faster" } else { "slower" },
+                    if (pv.min_max - bp.min_max).abs() > 0.1 {
+                        format!(", fairness {:.2} vs {:.2}", pv.min_max, bp.min_max)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            _ => {}
+        }
+        line += ".";
+        out.push(line);
+        let oversub = k.2 > rows[0].cpus;
+        if oversub {
+            let st = rows.iter().find(|r| r.lock == "spin-ticket");
+            if let (Some(pv), Some(st)) = (pv, st) {
+                out.push(format!(
+                    "    With more threads than CPUs a plain ticket lock collapses: spin-ticket did {} ops/s, \
+                     pvlock {} ops/s ({}x).",
+                    si(st.ops_per_sec),
+                    si(pv.ops_per_sec),
+                    if st.ops_per_sec > 0.0 {
+                        format!("{:.0}", pv.ops_per_sec / st.ops_per_sec)
+                    } else {
+                        "inf".into()
+                    }
+                ));
+            }
+        }
+    }
+    let stalled: Vec<String> = results
+        .iter()
+        .filter(|r| r.stalled)
+        .map(|r| format!("{} in {}", r.lock, r.scenario))
+        .collect();
+    if !stalled.is_empty() {
+        out.push(format!(
+            "  Stalled (workers still waiting for the lock a long time after the deadline): {}.",
+            stalled.join(", ")
+        ));
+    }
+    if results.iter().any(|r| !r.mutual_exclusion_ok) {
+        out.push("  A MUTUAL EXCLUSION FAILURE was detected: see the flagged rows.".into());
+    }
+    out
+}
+
+/// Side by side: ops/s and min/max per input file.
+fn print_side_by_side(w: &mut impl Write, docs: &[(String, Output)]) -> std::io::Result<()> {
+    writeln!(w, "Side by side ({} runs):", docs.len())?;
+    for (i, (name, d)) in docs.iter().enumerate() {
+        let m = &d.machine;
+        writeln!(
+            w,
+            "  [{}] {name}: {} CPUs, {}, {}, {}",
+            i + 1,
+            m.cpus,
+            if m.hypervisor { "VM" } else { "bare metal" },
+            m.model_name,
+            m.date
+        )?;
+    }
+    let all: Vec<Record> = docs
+        .iter()
+        .flat_map(|d| d.1.results.iter().cloned())
+        .collect();
+    let mut keys: Vec<(String, String, usize, usize)> = Vec::new();
+    for r in &all {
+        let k = key(r);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    for k in keys {
+        writeln!(w)?;
+        writeln!(
+            w,
+            "{} [{}]: {} threads{}",
+            k.0,
+            k.1,
+            k.2,
+            if k.3 > 0 {
+                format!(" + {} hogs", k.3)
+            } else {
+                String::new()
+            }
+        )?;
+        write!(w, "  {:<14}", "lock")?;
+        for i in 0..docs.len() {
+            write!(
+                w,
+                " {:>11} {:>7}",
+                format!("ops/s [{}]", i + 1),
+                format!("min/max")
+            )?;
+        }
+        writeln!(w)?;
+        let mut locks: Vec<&str> = Vec::new();
+        for r in all.iter().filter(|r| key(r) == k) {
+            if !locks.contains(&r.lock.as_str()) {
+                locks.push(&r.lock);
+            }
+        }
+        for lock in locks {
+            write!(w, "  {lock:<14}")?;
+            for (_, d) in docs {
+                match d.results.iter().find(|r| key(r) == k && r.lock == lock) {
+                    Some(r) => write!(w, " {:>11} {:>7.2}", si(r.ops_per_sec), r.min_max)?,
+                    None => write!(w, " {:>11} {:>7}", "-", "-")?,
+                }
+            }
+            writeln!(w)?;
+        }
+    }
+    Ok(())
+}
+
+/// `pvlock report FILE.json [FILE2.json ...] [--plot PATH]`.
+pub fn report_main(args: &[String]) -> Result<u8, CliError> {
+    let mut files = Vec::new();
+    let mut plot_path = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--plot" {
+            let v = it
+                .next()
+                .ok_or_else(|| CliError::usage("--plot: missing value"))?;
+            plot_path = Some(check_writable("--plot", v)?);
+        } else if let Some(v) = a.strip_prefix("--plot=") {
+            plot_path = Some(check_writable("--plot", v)?);
+        } else if a.starts_with('-') {
+            return Err(CliError::usage(format!(
+                "report: unknown option {a:?}; usage: pvlock report FILE.json [FILE2.json ...] [--plot PATH]"
+            )));
+        } else {
+            files.push(a.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(CliError::usage(
+            "report: no input; usage: pvlock report FILE.json [FILE2.json ...] [--plot PATH]",
+        ));
+    }
+    let mut docs = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| CliError::usage(format!("report: cannot read {f:?}: {e}")))?;
+        let doc: Output = serde_json::from_str(&text).map_err(|e| {
+            CliError::usage(format!(
+                "report: {f:?} is not a pvlock bench JSON file: {e}"
+            ))
+        })?;
+        docs.push((f.clone(), doc));
+    }
+    let mut out = std::io::stdout().lock();
+    let res = if docs.len() == 1 {
+        print_report(&mut out, &docs[0].1)
+    } else {
+        print_side_by_side(&mut out, &docs)
+    };
+    let _ = res;
+    if let Some(p) = plot_path {
+        let labelled: Vec<(String, &Output)> = if docs.len() == 1 {
+            vec![(String::new(), &docs[0].1)]
+        } else {
+            docs.iter()
+                .enumerate()
+                .map(|(i, d)| (format!("[{}]", i + 1), &d.1))
+                .collect()
+        };
+        let (svg, png) = plot::write(&p, &labelled).map_err(CliError::runtime)?;
+        let _ = writeln!(
+            out,
+            "Plots written to {} and {}",
+            svg.display(),
+            png.display()
+        );
+    }
+    Ok(0)
+}

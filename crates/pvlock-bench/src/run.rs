@@ -1,0 +1,314 @@
+//! Running one benchmark cell (one lock, workload and thread count for a fixed time), and the CPU
+//! hog antagonists.
+//!
+//! A cell: spawn the workers, wait until all are parked at the start gate, take the usage and
+//! lock-event snapshots, open the gate, sleep `--duration`, set the stop flag. Each worker checks
+//! the flag after every acquisition, so a worker still waiting for the lock when the flag is set
+//! finishes its acquisition first: with a pathological lock (a FIFO spin lock whose next ticket
+//! holder is preempted) a cell's wall time can exceed `--duration`. Throughput is always the work
+//! done over the wall time it really took. If the workers are not all done [`hard_timeout`] after
+//! the stop flag, the cell is reported as *stalled* with what it did until then; the bench then
+//! waits up to [`DRAIN_LIMIT`] more for the workers to drain (so they do not disturb the next cell)
+//! and otherwise leaves them behind and says so.
+
+use crate::hist::{self, Histogram};
+use crate::locks::{with_family, Family};
+use crate::machine::Usage;
+use crate::workload::{spin_work, Counter, HashTable, Rng, Stats, Work};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long after the stop flag a cell may take before it is reported as stalled.
+pub fn hard_timeout(duration: Duration) -> Duration {
+    duration.max(Duration::from_secs(1))
+}
+
+/// How long the bench waits for the workers of a stalled cell before leaving them behind.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// One acquisition in this many is timed (chosen at random per thread, so never in lock-step).
+pub const SAMPLE_EVERY: u64 = 8;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct CellSpec {
+    pub workload: &'static str,
+    pub cs: u32,
+    pub ncs: u64,
+    pub buckets: usize,
+    pub threads: usize,
+    pub duration: Duration,
+}
+
+/// What one cell measured.
+pub struct CellOut {
+    pub per_thread: Vec<u64>,
+    pub elapsed: Duration,
+    pub hist: Histogram,
+    pub usage: Usage,
+    pub stats: pvlock::stats::Snapshot,
+    pub pvlock: bool,
+    pub stalled: bool,
+    /// Workers that never finished (left running).
+    pub leaked: usize,
+    /// Acquisitions counted inside the protected data, if all workers finished.
+    pub counted: Option<u64>,
+    /// The threads' own total once all finished (exceeds the reported total for a stalled cell).
+    pub final_ops: u64,
+}
+
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+#[derive(Default)]
+struct Gate {
+    ready: usize,
+    go: bool,
+    done: usize,
+    hist: Histogram,
+}
+
+struct Ctl {
+    stop: AtomicBool,
+    counts: Vec<Padded>,
+    gate: Mutex<Gate>,
+    cv: Condvar,
+}
+
+/// Runs one cell of lock `lock`; `None` for an unknown lock id.
+pub fn run_cell(lock: &str, spec: &CellSpec) -> Option<Result<CellOut, String>> {
+    with_family!(lock, run_family(spec))
+}
+
+fn run_family<F: Family>(spec: &CellSpec) -> Result<CellOut, String> {
+    let mut out = match spec.workload {
+        "hashtable" => run_work(Arc::new(HashTable::<F>::new(spec.buckets)), spec),
+        "stats" => run_work(Arc::new(Stats::<F>::new()), spec),
+        _ => run_work(Arc::new(Counter::<F>::new(spec.cs)), spec),
+    }?;
+    out.pvlock = F::PVLOCK;
+    Ok(out)
+}
+
+fn lock_gate(ctl: &Ctl) -> std::sync::MutexGuard<'_, Gate> {
+    ctl.gate.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn worker<W: Work>(w: &W, ctl: &Ctl, idx: usize, ncs: u64) {
+    let mut rng = Rng::new((idx as u64 + 1) ^ hist::now().rotate_left(17));
+    {
+        let mut g = lock_gate(ctl);
+        g.ready += 1;
+        ctl.cv.notify_all();
+        while !g.go {
+            g = ctl.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+    let mine = &ctl.counts[idx].0;
+    let mut h = Histogram::default();
+    let mut ops = 0u64;
+    let span = 2 * ncs + 1;
+    loop {
+        if ncs > 0 {
+            let n = rng.below(span);
+            spin_work(n, ops);
+        }
+        let sample = rng.below(SAMPLE_EVERY) == 0;
+        let lat = w.op(&mut rng, sample);
+        ops += 1;
+        if sample {
+            h.record(hist::ticks_to_ns(lat));
+        }
+        // Relaxed: a progress report for the measuring thread; a plain store to our own line.
+        mine.store(ops, Ordering::Relaxed);
+        // Relaxed: the flag carries no data; a late view costs one more acquisition.
+        if ctl.stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let mut g = lock_gate(ctl);
+    g.hist.merge(&h);
+    g.done += 1;
+    ctl.cv.notify_all();
+}
+
+fn run_work<W: Work>(w: Arc<W>, spec: &CellSpec) -> Result<CellOut, String> {
+    let n = spec.threads;
+    let ctl = Arc::new(Ctl {
+        stop: AtomicBool::new(false),
+        counts: (0..n).map(|_| Padded(AtomicU64::new(0))).collect(),
+        gate: Mutex::new(Gate::default()),
+        cv: Condvar::new(),
+    });
+    let mut handles = Vec::with_capacity(n);
+    let mut spawn_err = None;
+    for idx in 0..n {
+        let (w, c, ncs) = (w.clone(), ctl.clone(), spec.ncs);
+        match std::thread::Builder::new()
+            .name(format!("bench-{idx}"))
+            .stack_size(256 << 10)
+            .spawn(move || worker(&*w, &c, idx, ncs))
+        {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                spawn_err = Some(format!("cannot start worker thread {idx} of {n}: {e}"));
+                break;
+            }
+        }
+    }
+    let spawned = handles.len();
+    {
+        let mut g = lock_gate(&ctl);
+        while spawn_err.is_none() && g.ready < spawned {
+            g = ctl.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+    let stats0 = pvlock::stats::snapshot();
+    let usage0 = Usage::now();
+    let t0 = Instant::now();
+    {
+        let mut g = lock_gate(&ctl);
+        g.go = true;
+        if spawn_err.is_some() {
+            // Release: not needed for data; the flag just ends the spawned workers at once.
+            ctl.stop.store(true, Ordering::Relaxed);
+        }
+        ctl.cv.notify_all();
+    }
+    if spawn_err.is_none() {
+        std::thread::sleep(spec.duration);
+        // Relaxed: see `worker`.
+        ctl.stop.store(true, Ordering::Relaxed);
+    }
+    let deadline = Instant::now() + hard_timeout(spec.duration);
+    let mut g = lock_gate(&ctl);
+    while g.done < spawned && Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        g = ctl
+            .cv
+            .wait_timeout(g, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    let elapsed = t0.elapsed();
+    let stalled = g.done < spawned;
+    let usage = Usage::now().since(&usage0);
+    let stats = pvlock::stats::snapshot().since(&stats0);
+    // Relaxed: progress counters; exact for finished workers (their exit went through the gate
+    // mutex), a lower bound for stalled ones.
+    let per_thread: Vec<u64> = ctl
+        .counts
+        .iter()
+        .map(|c| c.0.load(Ordering::Relaxed))
+        .collect();
+    if stalled {
+        let drain = Instant::now() + DRAIN_LIMIT;
+        while g.done < spawned && Instant::now() < drain {
+            let left = drain.saturating_duration_since(Instant::now());
+            g = ctl
+                .cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+    let leaked = spawned - g.done;
+    // Relaxed: as above; exact once every worker went through the gate mutex.
+    let final_ops: u64 = ctl.counts.iter().map(|c| c.0.load(Ordering::Relaxed)).sum();
+    let hist = std::mem::take(&mut g.hist);
+    drop(g);
+    if let Some(e) = spawn_err {
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(e);
+    }
+    let counted = if leaked == 0 {
+        for h in handles {
+            if h.join().is_err() {
+                return Err("a worker thread panicked".into());
+            }
+        }
+        Some(w.counted())
+    } else {
+        None // the stuck workers still hold or wait for the lock: leave them detached
+    };
+    Ok(CellOut {
+        per_thread,
+        elapsed,
+        hist,
+        usage,
+        stats,
+        pvlock: false,
+        stalled,
+        leaked,
+        counted,
+        final_ops,
+    })
+}
+
+/// CPU-hog antagonist processes (`pvlock hog`), killed and reaped on drop.
+pub struct Hogs(Vec<Child>);
+
+impl Hogs {
+    /// Starts `n` hogs (they inherit this process's CPU affinity).
+    pub fn start(n: usize) -> Result<Hogs, String> {
+        let exe =
+            std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+        let mut hogs = Hogs(Vec::with_capacity(n));
+        let me = std::process::id().to_string();
+        for _ in 0..n {
+            let child = Command::new(&exe)
+                .arg("hog")
+                .arg(&me)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start CPU hog process: {e}"))?;
+            hogs.0.push(child); // on error above, `hogs` drops and reaps those started
+        }
+        if n > 0 {
+            std::thread::sleep(Duration::from_millis(50)); // let them reach their loop
+        }
+        Ok(hogs)
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+        }
+        for c in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `pvlock hog PARENT_PID`: burn CPU until killed or the parent dies.
+pub fn hog_main(args: &[String]) -> ExitCode {
+    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+    // The parent may have died before the prctl: then we were re-parented; exit.
+    let parent: Option<i32> = args.first().and_then(|a| a.parse().ok());
+    // SAFETY: getppid has no preconditions.
+    if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
+        return ExitCode::SUCCESS;
+    }
+    let mut x = 1u64;
+    loop {
+        spin_work(1 << 20, x);
+        x = x.wrapping_add(1);
+    }
+}

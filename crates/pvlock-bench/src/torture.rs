@@ -1,0 +1,945 @@
+//! `pvlock torture`: the kernel's locktorture (kernel/locking/locktorture.c) for every pvlock lock.
+//!
+//! For each lock in turn, `--writers` threads (default 2 x CPUs, like `nwriters_stress`) acquire
+//! and release one shared lock for `--duration`, and check mutual exclusion on every acquisition:
+//!
+//! * an owner field `in_cs` must be 0 on entry and still hold the writer's id on exit;
+//! * `is_locked()` must be true inside the critical section;
+//! * a counter is incremented non-atomically (a separate load and store, the load on entry and
+//!   the store on exit), so a second writer inside the section loses an update; at the end the
+//!   counter must equal the number of acquisitions.
+//!
+//! The owner field and the counter are relaxed atomics accessed only with plain loads and stores:
+//! on every machine this compiles to exactly the plain accesses the kernel uses, but a lock that
+//! lets two writers in (the hidden `broken` lock, used by the tests to prove that failures are
+//! detected) causes a *detected* race instead of undefined behaviour.
+//!
+//! Like the kernel's `torture_spin_lock_write_delay`, most holds are short, some last ~2 us, and
+//! rarely a writer holds the lock for 1-10 ms, sleeps inside the critical section or yields the
+//! CPU there. Writers take the lock with `lock()`, sometimes with `try_lock()` first, and
+//! periodically move themselves to one random CPU and back to all (the kernel's shuffler).
+//!
+//! Every `--stat-interval` the kernel's statistics line is printed:
+//! `Writes: Total: N Max/Min: a/b Fail: k` (cumulative acquisitions, the most and fewest of one
+//! writer, failed checks), with `???` after Max/Min when max/2 > min (unfair) and `!!!` after
+//! Fail when k > 0. (The kernel puts two spaces between fields and prints Fail as 0/1; here fields
+//! are separated by one space and Fail counts failed checks.)
+//!
+//! A watchdog ends the run if no acquisition completes for `--watchdog` while writers are still
+//! active (a lost wake-up or a deadlock): it prints the lock, how long, its `is_locked` and
+//! `is_contended` state and what the writers are doing, then `End of test: FAILURE`, and exits
+//! with code 1 without waiting for the stuck threads.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pvlock::backend::{Auto, Park, Spin};
+use pvlock::byte::Byte;
+use pvlock::queued::Queued;
+use pvlock::ticket::Ticket;
+use pvlock::RawLock;
+
+#[cfg(target_os = "linux")]
+use pvlock::backend::Futex;
+
+// ---------------------------------------------------------------------------------------------
+// Locks under test
+// ---------------------------------------------------------------------------------------------
+
+/// The operations the torture test needs; every pvlock lock provides them through [`RawLock`].
+/// The test-only locks implement this trait (and not `RawLock`, whose contract they break).
+trait TortureLock: Send + Sync {
+    fn lock(&self);
+    fn try_lock(&self) -> bool;
+    /// # Safety
+    /// The lock must be held.
+    unsafe fn unlock(&self);
+    fn is_locked(&self) -> bool;
+    fn is_contended(&self) -> bool;
+}
+
+impl<L: RawLock> TortureLock for L {
+    #[inline]
+    fn lock(&self) {
+        RawLock::lock(self)
+    }
+    #[inline]
+    fn try_lock(&self) -> bool {
+        RawLock::try_lock(self)
+    }
+    #[inline]
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller holds the lock.
+        unsafe { RawLock::unlock(self) }
+    }
+    #[inline]
+    fn is_locked(&self) -> bool {
+        RawLock::is_locked(self)
+    }
+    #[inline]
+    fn is_contended(&self) -> bool {
+        RawLock::is_contended(self)
+    }
+}
+
+/// Test-only: a test-and-set lock that now and then lets a writer in although the lock is held.
+/// Not mutually exclusive on purpose: `--locks broken` must end with FAILURE.
+struct Broken {
+    holders: AtomicU32,
+    rng: AtomicU64,
+}
+
+impl Broken {
+    fn new() -> Self {
+        Broken {
+            holders: AtomicU32::new(0),
+            rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+        }
+    }
+    /// One time in 32, barge in regardless of the holder.
+    fn barge(&self) -> bool {
+        let x = self.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        mix(x) % 32 == 0
+    }
+}
+
+impl TortureLock for Broken {
+    fn lock(&self) {
+        if self.barge() {
+            self.holders.fetch_add(1, Ordering::Acquire);
+            return;
+        }
+        while !self.try_lock() {
+            std::hint::spin_loop();
+        }
+    }
+    fn try_lock(&self) -> bool {
+        if self.barge() {
+            self.holders.fetch_add(1, Ordering::Acquire);
+            return true;
+        }
+        self.holders
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+    unsafe fn unlock(&self) {
+        self.holders.fetch_sub(1, Ordering::Release);
+    }
+    fn is_locked(&self) -> bool {
+        self.holders.load(Ordering::Relaxed) != 0
+    }
+    fn is_contended(&self) -> bool {
+        self.holders.load(Ordering::Relaxed) > 1
+    }
+}
+
+/// Test-only: a correct lock whose unlock, after a while, "forgets" to release once — every
+/// writer then waits forever, as after a lost wake-up. `--locks stuck` must end with the
+/// watchdog's FAILURE.
+struct Stuck {
+    inner: Ticket<Spin>,
+    unlocks: AtomicU64,
+}
+
+impl TortureLock for Stuck {
+    fn lock(&self) {
+        self.inner.lock()
+    }
+    fn try_lock(&self) -> bool {
+        self.inner.try_lock()
+    }
+    unsafe fn unlock(&self) {
+        if self.unlocks.fetch_add(1, Ordering::Relaxed) == 2000 {
+            return; // the lost release
+        }
+        // SAFETY: the caller holds the lock.
+        unsafe { self.inner.unlock() }
+    }
+    fn is_locked(&self) -> bool {
+        self.inner.is_locked()
+    }
+    fn is_contended(&self) -> bool {
+        self.inner.is_contended()
+    }
+}
+
+/// A lock id (the names `pvlock bench` uses too) and how to make one.
+struct LockKind {
+    id: &'static str,
+    make: fn() -> Box<dyn TortureLock>,
+}
+
+macro_rules! kind {
+    ($id:literal, $ty:ty) => {
+        LockKind {
+            id: $id,
+            make: || Box::new(<$ty>::new()),
+        }
+    };
+}
+
+/// The locks `--locks all` runs, in order.
+fn public_locks() -> Vec<LockKind> {
+    vec![
+        kind!("ticket-spin", Ticket<Spin>),
+        #[cfg(target_os = "linux")]
+        kind!("ticket-futex", Ticket<Futex>),
+        kind!("ticket-park", Ticket<Park>),
+        kind!("ticket-auto", Ticket<Auto>),
+        kind!("byte-spin", Byte<Spin>),
+        #[cfg(target_os = "linux")]
+        kind!("byte-futex", Byte<Futex>),
+        kind!("byte-park", Byte<Park>),
+        kind!("byte-auto", Byte<Auto>),
+        kind!("queued-spin", Queued<Spin>),
+        #[cfg(target_os = "linux")]
+        kind!("queued-futex", Queued<Futex>),
+        kind!("queued-park", Queued<Park>),
+        kind!("queued-auto", Queued<Auto>),
+        kind!("pvlock", pvlock::RawMutex),
+        kind!("dyn", pvlock::RawDynMutex),
+    ]
+}
+
+/// Test-only locks: accepted by `--locks`, never listed.
+fn hidden_locks() -> Vec<LockKind> {
+    vec![
+        LockKind {
+            id: "broken",
+            make: || Box::new(Broken::new()),
+        },
+        LockKind {
+            id: "stuck",
+            make: || {
+                Box::new(Stuck {
+                    inner: Ticket::new(),
+                    unlocks: AtomicU64::new(0),
+                })
+            },
+        },
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+// ---------------------------------------------------------------------------------------------
+
+struct Config {
+    locks: Vec<LockKind>,
+    writers: usize,
+    duration: Duration,
+    stat_interval: Duration,
+    watchdog: Duration,
+    shuffle: Duration,
+}
+
+const MAX_WRITERS: usize = 4096;
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+fn usage() -> String {
+    let ids: Vec<&str> = public_locks().iter().map(|k| k.id).collect();
+    format!(
+        "pvlock torture: the kernel's locktorture for pvlock's locks\n\
+         \n\
+         Usage: pvlock torture [OPTIONS]\n\
+         \n\
+         Options:\n\
+         \x20 --locks LIST           comma-separated lock ids, or `all` (default: all):\n\
+         \x20                        {}\n\
+         \x20                        (`dyn` is pvlock::DynMutex, chosen by the PVLOCK variable)\n\
+         \x20 --writers N            writer threads per lock (default: 2 x CPUs = {})\n\
+         \x20 --duration TIME        test time per lock, e.g. 10s, 500ms, 2m (default: 10s)\n\
+         \x20 --stat-interval TIME   time between statistics lines (default: 2s)\n\
+         \x20 --watchdog TIME        fail if no acquisition completes for this long (default: 5s)\n\
+         \x20 --shuffle-interval TIME  how often writers move between CPUs (default: 100ms)\n\
+         \x20 -h, --help             this text\n\
+         \n\
+         Output: per lock a header, then `Writes: Total: N Max/Min: a/b [???] Fail: k [!!!]`\n\
+         lines (??? = max/2 > min, !!! = mutual exclusion violated); the last line is\n\
+         `End of test: SUCCESS` (exit 0) or `End of test: FAILURE` (exit 1). Bad arguments: exit 2.",
+        ids.join(", "),
+        2 * cpus()
+    )
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1.5s`, `250us`, `1h`; a bare number means seconds.
+fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        return None;
+    }
+    let value: f64 = num.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "ns" => 1e-9,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn show(d: Duration) -> String {
+    if d.as_millis() % 1000 == 0 && d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{d:?}")
+    }
+}
+
+const OPTIONS: &str =
+    "--locks, --writers, --duration, --stat-interval, --watchdog, --shuffle-interval, --help";
+
+enum Parsed {
+    Run(Config),
+    Help,
+}
+
+fn parse_args(args: &[String]) -> Result<Parsed, String> {
+    let mut locks: Option<Vec<LockKind>> = None;
+    let mut writers = 2 * cpus();
+    let mut duration = Duration::from_secs(10);
+    let mut stat_interval = Duration::from_secs(2);
+    let mut watchdog = Duration::from_secs(5);
+    let mut shuffle = Duration::from_millis(100);
+
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        i += 1;
+        if arg == "-h" || arg == "--help" {
+            return Ok(Parsed::Help);
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg, None),
+        };
+        let known = [
+            "--locks",
+            "--writers",
+            "--duration",
+            "--stat-interval",
+            "--watchdog",
+            "--shuffle-interval",
+        ];
+        if !known.contains(&name) {
+            return Err(format!("unknown option '{arg}'; valid options: {OPTIONS}"));
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => {
+                let Some(v) = args.get(i) else {
+                    return Err(format!("{name} needs a value"));
+                };
+                i += 1;
+                v.clone()
+            }
+        };
+        let time = |what: &str, min: Duration| -> Result<Duration, String> {
+            match parse_duration(&value) {
+                Some(d) if d >= min && d <= MAX_DURATION => Ok(d),
+                Some(_) => Err(format!(
+                    "{what} '{value}' out of range: must be between {} and 24h",
+                    show(min)
+                )),
+                None => Err(format!(
+                    "{what} '{value}' is not a duration: use e.g. 10s, 500ms, 2m"
+                )),
+            }
+        };
+        match name {
+            "--locks" => locks = Some(parse_locks(&value)?),
+            "--writers" => {
+                writers = match value.trim().parse::<usize>() {
+                    Ok(n) if (1..=MAX_WRITERS).contains(&n) => n,
+                    _ => {
+                        return Err(format!(
+                            "--writers '{value}' is invalid: must be a whole number from 1 to {MAX_WRITERS}"
+                        ))
+                    }
+                }
+            }
+            "--duration" => duration = time("--duration", Duration::from_millis(1))?,
+            "--stat-interval" => stat_interval = time("--stat-interval", Duration::from_millis(10))?,
+            "--watchdog" => watchdog = time("--watchdog", Duration::from_millis(100))?,
+            "--shuffle-interval" => shuffle = time("--shuffle-interval", Duration::from_millis(1))?,
+            _ => unreachable!("checked against `known` above"),
+        }
+    }
+    Ok(Parsed::Run(Config {
+        locks: locks.unwrap_or_else(public_locks),
+        writers,
+        duration,
+        stat_interval,
+        watchdog,
+        shuffle,
+    }))
+}
+
+fn parse_locks(list: &str) -> Result<Vec<LockKind>, String> {
+    let valid = || {
+        let ids: Vec<&str> = public_locks().iter().map(|k| k.id).collect();
+        format!("{}, all", ids.join(", "))
+    };
+    let mut out: Vec<LockKind> = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if name.is_empty() {
+            return Err(format!(
+                "--locks '{list}' has an empty name; valid locks: {}",
+                valid()
+            ));
+        }
+        if name == "all" {
+            for k in public_locks() {
+                if !out.iter().any(|o| o.id == k.id) {
+                    out.push(k);
+                }
+            }
+            continue;
+        }
+        let found = public_locks()
+            .into_iter()
+            .chain(hidden_locks())
+            .find(|k| k.id == name);
+        match found {
+            Some(k) if !out.iter().any(|o| o.id == k.id) => out.push(k),
+            Some(_) => {}
+            None => return Err(format!("unknown lock '{name}'; valid locks: {}", valid())),
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomness and delays
+// ---------------------------------------------------------------------------------------------
+
+/// splitmix64 finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The writer's own generator (xorshift64*), like the kernel's `torture_random`.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(mix(seed) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// `true` with probability 1/n.
+    fn one_in(&mut self, n: u64) -> bool {
+        self.next() % n.max(1) == 0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Busy-waits (the kernel's `udelay`/`mdelay`): the holder keeps its CPU.
+fn busy_wait(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU shuffling (Linux)
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(target_os = "linux")]
+mod affinity {
+    //! `sched_{get,set}affinity` on the calling thread. Declared here (glibc and musl both export
+    //! them) to keep the crate free of a `libc` dependency for two calls.
+
+    /// A `cpu_set_t` of 1024 CPUs, as glibc defines it.
+    #[derive(Clone, Copy)]
+    #[repr(C)]
+    pub struct CpuSet([u64; 16]);
+
+    extern "C" {
+        fn sched_getaffinity(pid: i32, size: usize, mask: *mut CpuSet) -> i32;
+        fn sched_setaffinity(pid: i32, size: usize, mask: *const CpuSet) -> i32;
+    }
+
+    impl CpuSet {
+        /// The calling thread's affinity mask, if the kernel tells us.
+        pub fn current() -> Option<CpuSet> {
+            let mut set = CpuSet([0; 16]);
+            // SAFETY: `set` is a writable buffer of exactly the size passed; pid 0 = this thread.
+            let rc = unsafe { sched_getaffinity(0, std::mem::size_of::<CpuSet>(), &mut set) };
+            (rc == 0).then_some(set)
+        }
+        pub fn cpus(&self) -> Vec<usize> {
+            (0..1024)
+                .filter(|&c| self.0[c / 64] & (1 << (c % 64)) != 0)
+                .collect()
+        }
+        pub fn single(cpu: usize) -> CpuSet {
+            let mut set = CpuSet([0; 16]);
+            set.0[cpu / 64] |= 1 << (cpu % 64);
+            set
+        }
+        /// Applies this mask to the calling thread; failures (e.g. a CPU went offline) are
+        /// ignored: shuffling is a stress, not a requirement.
+        pub fn apply(&self) {
+            // SAFETY: `self` is a readable buffer of exactly the size passed; pid 0 = this thread.
+            let _ = unsafe { sched_setaffinity(0, std::mem::size_of::<CpuSet>(), self) };
+        }
+    }
+}
+
+/// Moves the calling writer between CPUs: to one random CPU of the allowed set, or back to all.
+struct Shuffler {
+    #[cfg(target_os = "linux")]
+    all: Option<(affinity::CpuSet, Vec<usize>)>,
+    pinned: bool,
+}
+
+impl Shuffler {
+    fn new() -> Self {
+        Shuffler {
+            #[cfg(target_os = "linux")]
+            all: affinity::CpuSet::current()
+                .map(|s| (s, s.cpus()))
+                .filter(|(_, c)| c.len() > 1),
+            pinned: false,
+        }
+    }
+
+    fn shuffle(&mut self, rng: &mut Rng) {
+        #[cfg(target_os = "linux")]
+        if let Some((all, cpus)) = &self.all {
+            if self.pinned {
+                all.apply();
+                self.pinned = false;
+            } else {
+                let cpu = cpus[rng.below(cpus.len() as u64) as usize];
+                affinity::CpuSet::single(cpu).apply();
+                self.pinned = true;
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (rng, &mut self.pinned);
+    }
+
+    fn restore(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let (Some((all, _)), true) = (&self.all, self.pinned) {
+            all.apply();
+        }
+        self.pinned = false;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+/// Writer phases, for the watchdog's report.
+const OUTSIDE: u8 = 0;
+const ACQUIRING: u8 = 1;
+const INSIDE: u8 = 2;
+const DONE: u8 = 3;
+
+/// One writer's counters, on their own cache lines (written by the writer only).
+#[repr(align(128))]
+struct WriterStats {
+    acquired: AtomicU64,
+    fails: AtomicU64,
+    phase: AtomicU8,
+}
+
+struct Shared {
+    lock: Box<dyn TortureLock>,
+    /// Id + 1 of the writer inside the critical section, 0 = none. Plain loads and stores only.
+    in_cs: AtomicU64,
+    /// Incremented by a plain load on entry and a plain store on exit.
+    counter: AtomicU64,
+    stop: AtomicBool,
+    writers: Vec<WriterStats>,
+}
+
+impl Shared {
+    fn totals(&self) -> (u64, u64, u64, u64) {
+        let mut sum = 0u64;
+        let mut max = 0u64;
+        let mut min = u64::MAX;
+        let mut fails = 0u64;
+        for w in &self.writers {
+            let n = w.acquired.load(Ordering::Relaxed);
+            sum += n;
+            max = max.max(n);
+            min = min.min(n);
+            fails += w.fails.load(Ordering::Relaxed);
+        }
+        if self.writers.is_empty() {
+            min = 0;
+        }
+        (sum, max, min, fails)
+    }
+
+    fn active(&self) -> usize {
+        self.writers
+            .iter()
+            .filter(|w| w.phase.load(Ordering::Relaxed) != DONE)
+            .count()
+    }
+}
+
+/// The kernel's statistics line.
+fn stats_line(sum: u64, max: u64, min: u64, fails: u64) -> String {
+    let mut s = format!("Writes: Total: {sum} Max/Min: {max}/{min}");
+    if max / 2 > min {
+        s.push_str(" ???");
+    }
+    let _ = write!(s, " Fail: {fails}");
+    if fails > 0 {
+        s.push_str(" !!!");
+    }
+    s
+}
+
+fn writer(shared: &Shared, id: usize, nwriters: u64, shuffle_every: Duration) {
+    let me = &shared.writers[id];
+    let tag = id as u64 + 1;
+    let mut rng = Rng::new(tag.wrapping_mul(0x1234_5678_9ABC_DEF1) ^ std::process::id() as u64);
+    let mut shuffler = Shuffler::new();
+    let mut next_shuffle =
+        Instant::now() + shuffle_every.mul_f64(0.5 + rng.below(1000) as f64 / 1000.0);
+    let mut acquired = 0u64;
+    let mut fails = 0u64;
+
+    while !shared.stop.load(Ordering::Relaxed) {
+        // Outside the critical section: a little random work, and very rarely a sleep.
+        if rng.one_in(1 << 16) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for _ in 0..rng.below(32) {
+            std::hint::spin_loop();
+        }
+        if acquired % 64 == 0 && Instant::now() >= next_shuffle {
+            shuffler.shuffle(&mut rng);
+            next_shuffle =
+                Instant::now() + shuffle_every.mul_f64(0.5 + rng.below(1000) as f64 / 1000.0);
+        }
+
+        me.phase.store(ACQUIRING, Ordering::Relaxed);
+        if rng.one_in(8) {
+            // try_lock a few times before falling back to lock().
+            let mut got = false;
+            for _ in 0..rng.below(64) + 1 {
+                if shared.lock.try_lock() {
+                    got = true;
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            if !got {
+                shared.lock.lock();
+            }
+        } else {
+            shared.lock.lock();
+        }
+        me.phase.store(INSIDE, Ordering::Relaxed);
+
+        // ---- critical section: the checks of lock_torture_writer ----
+        if shared.in_cs.load(Ordering::Relaxed) != 0 {
+            fails += 1;
+        }
+        shared.in_cs.store(tag, Ordering::Relaxed);
+        if !shared.lock.is_locked() {
+            fails += 1;
+        }
+        let seen = shared.counter.load(Ordering::Relaxed);
+
+        // torture_spin_lock_write_delay, scaled for user space.
+        if rng.one_in(nwriters * 20_000) {
+            busy_wait(Duration::from_micros(1000 + rng.below(9000)));
+        }
+        if rng.one_in(nwriters * 50_000) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if rng.one_in(nwriters * 4) {
+            busy_wait(Duration::from_micros(2));
+        }
+        if rng.one_in(nwriters * 20_000) {
+            std::thread::yield_now();
+        }
+
+        shared.counter.store(seen + 1, Ordering::Relaxed);
+        if shared.in_cs.load(Ordering::Relaxed) != tag {
+            fails += 1;
+        }
+        shared.in_cs.store(0, Ordering::Relaxed);
+        acquired += 1;
+        // SAFETY: acquired above by this writer.
+        unsafe { shared.lock.unlock() };
+        // ---- end of critical section ----
+
+        me.phase.store(OUTSIDE, Ordering::Relaxed);
+        me.acquired.store(acquired, Ordering::Relaxed);
+        me.fails.store(fails, Ordering::Relaxed);
+    }
+    shuffler.restore();
+    me.phase.store(DONE, Ordering::Relaxed);
+}
+
+fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs one lock; returns whether it passed. Exits the process if the watchdog fires.
+fn run_lock(kind: &LockKind, cfg: &Config) -> bool {
+    let mut header = format!(
+        "--- Start of test: lock={} writers={} duration={} stat_interval={} watchdog={} cpus={}",
+        kind.id,
+        cfg.writers,
+        show(cfg.duration),
+        show(cfg.stat_interval),
+        show(cfg.watchdog),
+        cpus()
+    );
+    if kind.id == "dyn" {
+        if let Some(choice) = pvlock::dynamic::frozen() {
+            let _ = write!(header, " PVLOCK={choice}");
+        }
+    }
+    print_line(&header);
+
+    let shared = Arc::new(Shared {
+        lock: (kind.make)(),
+        in_cs: AtomicU64::new(0),
+        counter: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        writers: (0..cfg.writers)
+            .map(|_| WriterStats {
+                acquired: AtomicU64::new(0),
+                fails: AtomicU64::new(0),
+                phase: AtomicU8::new(OUTSIDE),
+            })
+            .collect(),
+    });
+
+    let mut handles = Vec::with_capacity(cfg.writers);
+    for id in 0..cfg.writers {
+        let sh = Arc::clone(&shared);
+        let n = cfg.writers as u64;
+        let shuffle = cfg.shuffle;
+        let spawned = std::thread::Builder::new()
+            .name(format!("torture-{id}"))
+            .spawn(move || writer(&sh, id, n, shuffle));
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                // Writers that could not start count as done, so the run still ends.
+                shared.writers[id].phase.store(DONE, Ordering::Relaxed);
+                print_line(&format!("warning: could not start writer {id}: {e}"));
+            }
+        }
+    }
+
+    let start = Instant::now();
+    let tick = Duration::from_millis(20).min(cfg.watchdog / 4);
+    let mut last_seen = (0u64, usize::MAX);
+    let mut last_progress = Instant::now();
+    let mut next_stats = start + cfg.stat_interval;
+    loop {
+        std::thread::sleep(tick);
+        let now = Instant::now();
+        let (sum, max, min, fails) = shared.totals();
+        if !shared.stop.load(Ordering::Relaxed) && now.duration_since(start) >= cfg.duration {
+            shared.stop.store(true, Ordering::Relaxed);
+        }
+        // Progress: an acquisition completed, or a writer finished (it is then not stuck).
+        let active = shared.active();
+        if active == 0 {
+            break;
+        }
+        if (sum, active) != last_seen {
+            last_seen = (sum, active);
+            last_progress = now;
+        }
+        let stalled = now.duration_since(last_progress);
+        if stalled >= cfg.watchdog {
+            watchdog_fire(kind.id, &shared, stalled, active);
+        }
+        if now >= next_stats && !shared.stop.load(Ordering::Relaxed) {
+            print_line(&stats_line(sum, max, min, fails));
+            next_stats += cfg.stat_interval;
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    let elapsed = start.elapsed();
+
+    let (sum, max, min, mut fails) = shared.totals();
+    let counter = shared.counter.load(Ordering::Relaxed);
+    let lost = sum.abs_diff(counter);
+    fails += lost;
+    print_line(&stats_line(sum, max, min, fails));
+    let ok = fails == 0 && sum > 0;
+    let mut verdict = format!(
+        "--- End of lock {}: {} ({} acquisitions in {:.2}s, {:.0}/s",
+        kind.id,
+        if ok { "SUCCESS" } else { "FAILURE" },
+        sum,
+        elapsed.as_secs_f64(),
+        sum as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    if lost > 0 {
+        let _ = write!(
+            verdict,
+            "; counter {counter} != acquisitions {sum}: lost updates"
+        );
+    }
+    if sum == 0 {
+        verdict.push_str("; no acquisition at all");
+    }
+    verdict.push(')');
+    print_line(&verdict);
+    ok
+}
+
+/// The watchdog's report; never returns.
+fn watchdog_fire(id: &str, shared: &Shared, stalled: Duration, active: usize) -> ! {
+    let mut phases = [0usize; 4];
+    for w in &shared.writers {
+        phases[(w.phase.load(Ordering::Relaxed) as usize).min(3)] += 1;
+    }
+    let (sum, max, min, fails) = shared.totals();
+    print_line(&stats_line(sum, max, min, fails));
+    print_line(&format!(
+        "watchdog: lock {id} made no progress for {:.1}s with {active} writers active: \
+         is_locked={} is_contended={}; writers acquiring={} inside={} outside={} done={}; \
+         {sum} acquisitions so far",
+        stalled.as_secs_f64(),
+        shared.lock.is_locked(),
+        shared.lock.is_contended(),
+        phases[ACQUIRING as usize],
+        phases[INSIDE as usize],
+        phases[OUTSIDE as usize],
+        phases[DONE as usize],
+    ));
+    print_line(&format!("--- End of lock {id}: FAILURE (stuck)"));
+    print_line("End of test: FAILURE");
+    // The writers are stuck in the lock: do not wait for them.
+    std::process::exit(1);
+}
+
+/// Entry point of `pvlock torture`; `args` are the words after `torture`.
+pub fn main(args: &[String]) -> ExitCode {
+    let cfg = match parse_args(args) {
+        Ok(Parsed::Run(cfg)) => cfg,
+        Ok(Parsed::Help) => {
+            println!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("pvlock torture: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cfg.locks.iter().any(|k| k.id == "dyn") {
+        if let Err(e) = pvlock::dynamic::init() {
+            eprintln!("pvlock torture: {e}");
+            return ExitCode::from(2);
+        }
+    }
+
+    let mut failed: Vec<&str> = Vec::new();
+    for kind in &cfg.locks {
+        if !run_lock(kind, &cfg) {
+            failed.push(kind.id);
+        }
+    }
+    if failed.is_empty() {
+        print_line("End of test: SUCCESS");
+        ExitCode::SUCCESS
+    } else {
+        print_line(&format!("failed locks: {}", failed.join(", ")));
+        print_line("End of test: FAILURE");
+        ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn stats_line_marks() {
+        assert_eq!(
+            stats_line(30, 20, 10, 0),
+            "Writes: Total: 30 Max/Min: 20/10 Fail: 0"
+        );
+        assert_eq!(
+            stats_line(30, 25, 5, 2),
+            "Writes: Total: 30 Max/Min: 25/5 ??? Fail: 2 !!!"
+        );
+    }
+
+    #[test]
+    fn lock_lists() {
+        let ids = |s: &str| -> Vec<&'static str> {
+            parse_locks(s).unwrap().iter().map(|k| k.id).collect()
+        };
+        assert_eq!(
+            ids("ticket-spin,pvlock,ticket-spin"),
+            ["ticket-spin", "pvlock"]
+        );
+        assert_eq!(ids("broken"), ["broken"]);
+        assert_eq!(ids("all").len(), public_locks().len());
+        let e = parse_locks("nope").err().unwrap();
+        assert!(
+            e.contains("unknown lock 'nope'") && e.contains("queued-auto"),
+            "{e}"
+        );
+        assert!(!e.contains("broken"), "{e}");
+        assert!(parse_locks("ticket-spin,").is_err());
+    }
+}

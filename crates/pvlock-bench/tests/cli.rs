@@ -1,0 +1,272 @@
+//! End-to-end tests of the `pvlock` binary: argument errors, a short bench with JSON and plots,
+//! and `report` re-rendering it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn pvlock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pvlock"))
+        .args(args)
+        .output()
+        .expect("run pvlock")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pvlock-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Bad input: exit 2, one line on stderr that contains every `needles`, nothing on stdout.
+fn bad(args: &[&str], needles: &[&str]) {
+    let out = pvlock(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {err}"
+    );
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {err:?} lacks {n:?}");
+    }
+    assert!(out.stdout.is_empty(), "{args:?}: printed to stdout");
+}
+
+#[test]
+fn unknown_names_list_the_valid_choices() {
+    bad(
+        &["bench", "--locks", "pvlock,nosuch"],
+        &["nosuch", "ticket-spin", "parking_lot"],
+    );
+    bad(
+        &["bench", "--scenarios", "oversub-3x"],
+        &["oversub-3x", "uncontended", "noisy"],
+    );
+    bad(
+        &["bench", "--workload", "queue"],
+        &["queue", "counter", "hashtable", "stats"],
+    );
+    bad(
+        &["bench", "--frobnicate", "1"],
+        &["--frobnicate", "--threads"],
+    );
+    bad(&["nosuchcommand"], &["bench", "report"]);
+}
+
+#[test]
+fn malformed_numbers_and_lists() {
+    bad(&["bench", "--threads", "1,,2"], &["--threads"]);
+    bad(&["bench", "--threads", "two"], &["--threads", "8x"]);
+    bad(&["bench", "--threads", "0"], &["--threads"]);
+    bad(&["bench", "--threads", "100000"], &["--threads"]);
+    bad(&["bench", "--duration", "0s"], &["--duration", "500ms"]);
+    bad(&["bench", "--duration", "5 fortnights"], &["--duration"]);
+    bad(&["bench", "--duration", "3h"], &["--duration"]);
+    bad(&["bench", "--repeats", "0"], &["--repeats"]);
+    bad(&["bench", "--cs", "-1"], &["--cs"]);
+    bad(&["bench", "--buckets"], &["--buckets", "missing"]);
+}
+
+#[test]
+fn cpu_subset_the_machine_lacks() {
+    bad(
+        &["bench", "--cpus", "4000"],
+        &["--cpus", "4000", "available"],
+    );
+    bad(&["bench", "--cpus", "1-0"], &["--cpus"]);
+    bad(&["bench", "--cpus", "zero"], &["--cpus"]);
+}
+
+#[test]
+fn unwritable_output_leaves_nothing() {
+    let d = tmpdir("unwritable");
+    let missing = d.join("no/such/dir/out.json");
+    bad(
+        &["bench", "--json", missing.to_str().unwrap()],
+        &["--json", "cannot write"],
+    );
+    bad(&["bench", "--plot", d.to_str().unwrap()], &["--plot"]);
+    bad(
+        &["report", d.join("absent.json").to_str().unwrap()],
+        &["absent.json"],
+    );
+    let junk = d.join("junk.json");
+    std::fs::write(&junk, "{not json").unwrap();
+    bad(
+        &["report", junk.to_str().unwrap()],
+        &["not a pvlock bench JSON"],
+    );
+    let left: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("junk.json")],
+        "stray files"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn help_lists_commands_and_locks() {
+    let out = pvlock(&["help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = String::from_utf8_lossy(&out.stdout);
+    for w in [
+        "bench",
+        "report",
+        "torture",
+        "--threads",
+        "spin-ticket",
+        "oversub-8x",
+        "hashtable",
+    ] {
+        assert!(s.contains(w), "help lacks {w}");
+    }
+}
+
+#[test]
+fn short_bench_writes_json_plots_and_report_rerenders() {
+    let d = tmpdir("e2e");
+    let json = d.join("run.json");
+    let plot = d.join("plot");
+    let out = pvlock(&[
+        "bench",
+        "--duration",
+        "50ms",
+        "--locks",
+        "pvlock,std,ticket-futex",
+        "--scenarios",
+        "uncontended,native,noisy",
+        "--antagonists",
+        "1",
+        "--workload",
+        "counter,hashtable,stats",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Summary:") && stdout.contains("pvlock::Mutex is"),
+        "{stdout}"
+    );
+
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["params"]["duration_ms"].as_f64().unwrap() > 49.0);
+    let m = &v["machine"];
+    assert!(m["cpus"].as_u64().unwrap() >= 1);
+    for f in [
+        "model_name",
+        "kernel",
+        "hypervisor",
+        "available_parallelism",
+        "date",
+    ] {
+        assert!(!m[f].is_null(), "machine.{f} missing");
+    }
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3 * 3 * 3, "scenarios x workloads x locks");
+    let fields = [
+        "scenario",
+        "workload",
+        "lock",
+        "threads",
+        "cpus",
+        "ops_per_sec",
+        "min_thread_ops",
+        "max_thread_ops",
+        "jain",
+        "cv",
+        "p50_ns",
+        "p99_ns",
+        "p999_ns",
+        "max_ns",
+        "cpu_ns_per_op",
+        "ctx_switches_per_op",
+        "stats",
+        "repeats",
+    ];
+    for r in results {
+        for f in fields {
+            assert!(!r[f].is_null(), "record lacks {f}: {r}");
+        }
+        assert!(r["ops_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["mutual_exclusion_ok"], true, "{r}");
+        let jain = r["jain"].as_f64().unwrap();
+        assert!(jain > 0.0 && jain <= 1.0 + 1e-9, "{r}");
+        if r["scenario"] == "uncontended" {
+            assert_eq!(r["threads"], 1);
+        }
+        if r["scenario"] == "noisy" {
+            assert_eq!(r["antagonists"], 1);
+        }
+        // pvlock's own locks report their event counters, peers an empty object.
+        let stats = r["stats"].as_object().unwrap();
+        assert_eq!(stats.is_empty(), r["lock"] == "std", "{r}");
+    }
+    let svg = std::fs::read_to_string(d.join("plot.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("Throughput") && svg.contains("Fairness"));
+    let png = std::fs::read(d.join("plot.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+    // report: one file re-renders the same tables; two files side by side; plots again.
+    let out = pvlock(&["report", json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let rep = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        rep.contains("native [hashtable]") && rep.contains("Summary:"),
+        "{rep}"
+    );
+    let plot2 = d.join("again.svg");
+    let j = json.to_str().unwrap();
+    let out = pvlock(&["report", j, j, "--plot", plot2.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        rep.contains("Side by side (2 runs)") && rep.contains("ops/s [2]"),
+        "{rep}"
+    );
+    assert!(d.join("again.svg").exists() && d.join("again.png").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn thread_sweep_with_cpu_subset() {
+    let out = pvlock(&[
+        "bench",
+        "--duration",
+        "30ms",
+        "--locks",
+        "spin",
+        "--threads",
+        "1,2x",
+        "--cpus",
+        "0",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("sweep [counter]: 2 threads on 1 CPUs"), "{s}");
+}
