@@ -290,6 +290,20 @@ impl<B: Backend> Queued<B> {
             self.word
                 .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
         {
+            // pv: the one steal of `pv_queued_spin_steal_lock`, inline. Oversubscribed, waiters
+            // sit blocked in the queue (tail != 0) while the running threads take the lock in
+            // turn; without this every such acquisition would pay the out-of-line slow path.
+            // Only while neither locked nor pending: a spinning head (pending) is never robbed.
+            if B::BLOCKING
+                && val & LOCKED_PENDING_MASK == 0
+                && self
+                    .word
+                    .compare_exchange(val, val | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                count(Event::PvLockStealing);
+                return;
+            }
             self.lock_slow(val);
         }
     }
@@ -683,7 +697,11 @@ impl<B: Backend> Queued<B> {
             // set_pending: no stealing while we spin. Relaxed: an advisory flag.
             let w = self.word.fetch_or(PENDING, Ordering::Relaxed);
             slow_seen |= hashed && w & LOCKED_MASK == SLOW;
-            let budget = B::spin_start();
+            // The head spins at least the process-wide budget even when the backend's load
+            // control says "block at once" (Auto under oversubscription): it is the one waiter
+            // whose spinning keeps the lock moving, since pending forbids stealing. Without this
+            // a kicked head re-blocks at once and running threads starve the queue.
+            let budget = B::spin_start().max(crate::budget::iterations());
             let mut i = 0u32;
             let got = loop {
                 match self.trylock_clear_pending() {
