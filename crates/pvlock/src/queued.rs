@@ -66,8 +66,10 @@
 //! # Transitions, pv (`B::BLOCKING`)
 //!
 //! ```text
-//!  slowpath entry:  (*,0,0) -cas-> (*,0,1)              one steal attempt (pv_lock_stealing)
-//!                   no pending path: straight to the queue
+//!  lock fast path:  (0,0,0) -cas-> (0,0,1), else (*,0,0) -cas-> (*,0,1)   inline steal
+//!  slowpath entry:  while (t,0,*) with t != 0 (a queue whose head is not spinning):
+//!                   retry (*,0,0) -cas-> (*,0,1) for up to the spin budget  (the kernel's
+//!                   pv_hybrid_queued_unfair_trylock; pv_lock_stealing); no pending path
 //!  queued node:     spin, then state RUNNING -> HALTED, wait(state == HALTED)   (pv_wait_node)
 //!  hand-over:       next.locked = 1; if next.state HALTED -cas-> HASHED:
 //!                     hash(lock, next), (*,*,1) -> (*,*,SLOW)  (pv_kick_node: no kick now,
@@ -443,7 +445,7 @@ impl<B: Backend> Queued<B> {
         // One more try before queueing (pv: the one steal allowed, only while neither locked nor
         // pending: pending means the head is spinning and must not be starved).
         if B::BLOCKING {
-            if self.steal() {
+            if self.steal_hybrid() {
                 count(Event::PvLockStealing);
                 return;
             }
@@ -562,6 +564,37 @@ impl<B: Backend> Queued<B> {
                 Ok(_) => return val,
                 Err(now) => val = now,
             }
+        }
+    }
+
+    /// `pv_hybrid_queued_unfair_trylock`: while waiters are queued but the head is not spinning
+    /// (tail set, pending clear), keep trying to steal instead of joining the queue, for at most
+    /// the spin budget. Joining a queue whose members sleep means waiting for a chain of wake-ups;
+    /// stealing keeps the lock moving among running threads, so a convoy of sleepers does not grow
+    /// (it drains as each kicked head sets pending). Bounded: the head's pending bit stops it, and
+    /// so does the budget (the holder may be preempted).
+    #[inline]
+    fn steal_hybrid(&self) -> bool {
+        let budget = crate::budget::iterations();
+        let mut spins = 0u32;
+        loop {
+            let val = self.word.load(Ordering::Relaxed);
+            if val & LOCKED_PENDING_MASK == 0 {
+                // Acquire: pairs with the previous releasing unlock.
+                if self
+                    .word
+                    .compare_exchange_weak(val, val | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            if val & TAIL_MASK == 0 || val & PENDING != 0 || spins >= budget {
+                return false;
+            }
+            spins += 1;
+            spin_loop();
         }
     }
 
