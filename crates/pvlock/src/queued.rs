@@ -74,6 +74,8 @@
 //!  hand-over:       next.locked = 1; if next.state HALTED -cas-> HASHED:
 //!                     hash(lock, next), (*,*,1) -> (*,*,SLOW)  (pv_kick_node: no kick now,
 //!                     the successor is woken by our unlock, saving a wake/sleep cycle)
+//!                   or, with `B::WAKE_NEXT_EARLY` (Auto): if next.state == HALTED, kick it now
+//!                     (pv_kick_wake: its wake-up latency overlaps our critical section)
 //!  head:            (*,0,*) -or-> (*,1,*); spin: (*,1,0) -cas-> (*,0,1) wins
 //!                   (*,1,*) -and-> (*,0,*); first time: hash(lock, me), then
 //!                   (*,*,y) -cas-> (*,*,SLOW): y == 0 means we own it: (*,*,SLOW) -> (*,*,1),
@@ -696,6 +698,17 @@ impl<B: Backend> Queued<B> {
     fn kick_node(&self, succ: &Slot) {
         // The fence of diagram "state vs locked", between our `locked` store and the CAS.
         fence(Ordering::SeqCst);
+        if B::WAKE_NEXT_EARLY {
+            // Wake the new head now rather than at our unlock: it becomes runnable while we hold
+            // the lock, so the wake-up latency overlaps our critical section. The fence pairs
+            // with the successor's as for the CAS below: either it sees `locked` (and does not
+            // block), or we see HALTED here; a kick that comes early is latched.
+            if succ.state.load(Ordering::Relaxed) == HALTED {
+                count(Event::PvKickWake);
+                B::kick(succ);
+            }
+            return;
+        }
         // Release: `succ.locked = 1` happens before the successor's (failing, acquiring) CAS that
         // reads HASHED.
         if succ
@@ -1129,12 +1142,13 @@ mod loom_tests {
     /// handed out by the model instead of the registry's thread-local: loom drops a joined
     /// thread's thread-locals late, and the registry's destructor would then touch lazy statics
     /// that loom has already freed. The model's main thread claims and releases the slots.
-    struct Model<const BLOCKING: bool>;
+    struct Model<const BLOCKING: bool, const EARLY: bool>;
 
     // SAFETY: `wait`/`kick` are Park's (latched) when blocking, and a spin hint otherwise;
     // `current` returns the slot the model gave this thread, a different one to each thread.
-    unsafe impl<const BLOCKING: bool> Backend for Model<BLOCKING> {
+    unsafe impl<const BLOCKING: bool, const EARLY: bool> Backend for Model<BLOCKING, EARLY> {
         const BLOCKING: bool = BLOCKING;
+        const WAKE_NEXT_EARLY: bool = EARLY;
         fn current() -> Option<&'static Slot> {
             MY_SLOT.with(|s| s.get())
         }
@@ -1173,13 +1187,17 @@ mod loom_tests {
         unsafe { s.lock.unlock() };
     }
 
-    fn model<const BLOCKING: bool>(threads: usize, rounds: usize, preemptions: usize) {
+    fn model<const BLOCKING: bool, const EARLY: bool>(
+        threads: usize,
+        rounds: usize,
+        preemptions: usize,
+    ) {
         let mut builder = loom::model::Builder::new();
         if builder.preemption_bound.is_none() {
             builder.preemption_bound = Some(preemptions);
         }
         builder.check(move || {
-            let s = Arc::new(Shared::<Model<BLOCKING>> {
+            let s = Arc::new(Shared::<Model<BLOCKING, EARLY>> {
                 lock: Queued::new(),
                 counter: UnsafeCell::new(0),
             });
@@ -1220,14 +1238,21 @@ mod loom_tests {
     /// Preemption bound 3 (about 8 s with `--release`).
     #[test]
     fn loom_queued_node_wait_kick() {
-        model::<true>(3, 1, 3);
+        model::<true, false>(3, 1, 3);
+    }
+
+    /// (1b) As (1) with `WAKE_NEXT_EARLY` (the `Auto` policy): the new owner kicks the blocked
+    /// successor at once instead of hashing it. Preemption bound 3.
+    #[test]
+    fn loom_queued_node_wake_early() {
+        model::<true, true>(3, 1, 3);
     }
 
     /// (2) Head hash/unhash/SLOW: the head hashes itself, sets SLOW and blocks; the unlock
     /// unhashes and kicks. Preemption bound 4 (well under a second).
     #[test]
     fn loom_queued_head_hash_slow() {
-        model::<true>(2, 1, 4);
+        model::<true, false>(2, 1, 4);
     }
 
     /// (2b) Two rounds each: the first unlocker comes back and steals while the head sleeps, so
@@ -1235,7 +1260,7 @@ mod loom_tests {
     /// Preemption bound 4 (about 3 s).
     #[test]
     fn loom_queued_head_rehash_after_steal() {
-        model::<true>(2, 2, 4);
+        model::<true, false>(2, 2, 4);
     }
 
     /// (3) The native protocol with two threads: the pending path (`0,1,1 -> 0,1,0 -> 0,0,1`).
@@ -1245,6 +1270,6 @@ mod loom_tests {
     /// models above, and the native unit tests run it.
     #[test]
     fn loom_queued_native_pending() {
-        model::<false>(2, 1, 2);
+        model::<false, false>(2, 1, 2);
     }
 }
