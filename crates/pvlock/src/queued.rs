@@ -74,7 +74,7 @@
 //!  hand-over:       next.locked = 1; if next.state HALTED -cas-> HASHED:
 //!                     hash(lock, next), (*,*,1) -> (*,*,SLOW)  (pv_kick_node: no kick now,
 //!                     the successor is woken by our unlock, saving a wake/sleep cycle)
-//!                   or, with `B::WAKE_NEXT_EARLY` (Auto): if next.state == HALTED, kick it now
+//!                   or, with `B::WAKE_NEXT_EARLY`: if next.state == HALTED, kick it now
 //!                     (pv_kick_wake: its wake-up latency overlaps our critical section)
 //!  head:            (*,0,*) -or-> (*,1,*); spin: (*,1,0) -cas-> (*,0,1) wins
 //!                   (*,1,*) -and-> (*,0,*); first time: hash(lock, me), then

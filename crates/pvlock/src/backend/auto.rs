@@ -51,10 +51,10 @@ pub fn max_spinners() -> usize {
 // `spin_start`/`spin_end` only shape the spin phase.
 unsafe impl Backend for Auto {
     const BLOCKING: bool = true;
-    /// Measured with `pvlock bench --scenarios oversub-8x,oversub-2x`: waking the next queue head
-    /// early raised the per-thread fairness (min/max) from about 0.25 to about 0.45 at 16 threads
-    /// on 2 CPUs with equal or better throughput.
-    const WAKE_NEXT_EARLY: bool = true;
+    // WAKE_NEXT_EARLY stays false (the kernel's deferred kick). Measured with `pvlock bench`
+    // (2 CPUs, median of 5): waking early raised oversub-8x fairness from ~0.25 to ~0.5 in some
+    // runs, but cost native 2-thread fairness (0.93 -> 0.64) and 10-20% in native and noisy,
+    // because the kick's system call runs inside the critical section.
 
     #[cfg(not(loom))]
     #[inline]
