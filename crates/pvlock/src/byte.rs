@@ -338,7 +338,6 @@ crate::impl_raw_lock!(Byte);
 mod tests {
     use super::*;
     use crate::backend::Park;
-    use core::cell::UnsafeCell;
     use std::time::{Duration, Instant};
 
     #[test]
@@ -419,46 +418,9 @@ mod tests {
         assert!(!b.is_contended(), "{b:?}");
     }
 
-    /// A non-atomic counter that only the lock protects.
-    struct Counter(UnsafeCell<u64>);
-    // SAFETY: only accessed under the lock in the tests below.
-    unsafe impl Sync for Counter {}
-    impl Counter {
-        /// # Safety
-        /// The caller holds the lock that protects the counter.
-        unsafe fn bump(&self) {
-            // SAFETY: the caller holds the lock, so nobody else touches the counter.
-            unsafe { *self.0.get() += 1 }
-        }
-    }
-
     fn hammer<B: Backend>(threads: usize, iters: u64, hold: std::time::Duration) {
         let lock = Byte::<B>::new();
-        let counter = Counter(UnsafeCell::new(0));
-        let start = std::sync::Barrier::new(threads);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    start.wait();
-                    for _ in 0..iters {
-                        lock.lock();
-                        // SAFETY: the lock is held.
-                        unsafe { counter.bump() };
-                        if !hold.is_zero() {
-                            // Hold the lock past the waiters' spin budget, so that they block.
-                            let t = std::time::Instant::now();
-                            while t.elapsed() < hold {
-                                core::hint::spin_loop();
-                            }
-                        }
-                        // SAFETY: locked above.
-                        unsafe { lock.unlock() };
-                    }
-                });
-            }
-        });
-        assert_eq!(counter.0.into_inner(), threads as u64 * iters);
-        assert!(!lock.is_locked());
+        crate::testutil::hammer(&lock, threads, iters, hold);
         assert!(!lock.is_contended(), "{lock:?}");
     }
 

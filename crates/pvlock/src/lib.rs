@@ -64,6 +64,8 @@ pub mod dynamic;
 pub mod queued;
 pub mod registry;
 pub mod stats;
+#[cfg(all(test, not(loom), feature = "std"))]
+mod testutil;
 pub mod ticket;
 
 /// The `pv_lock_ops` surface of seed 000: what every pvlock lock offers.

@@ -1,0 +1,55 @@
+//! Helpers shared by the unit tests of the lock modules.
+
+use core::cell::UnsafeCell;
+use std::time::{Duration, Instant};
+
+use crate::RawLock;
+
+/// A non-atomic counter that only the lock under test protects.
+struct Counter(UnsafeCell<u64>);
+// SAFETY: only accessed while holding the lock under test (or after all threads joined).
+unsafe impl Sync for Counter {}
+
+impl Counter {
+    /// # Safety
+    /// The caller holds the lock that protects the counter.
+    unsafe fn bump(&self) {
+        // SAFETY: the caller holds the lock, so nobody else touches the counter.
+        unsafe { *self.0.get() += 1 }
+    }
+}
+
+/// `threads` threads each take `lock` `iters` times and bump a non-atomic counter inside; with a
+/// non-zero `hold` each keeps the lock that long, past the waiters' spin budget, so that they
+/// block. Asserts the exact total and that the lock ends free.
+pub(crate) fn hammer<L: RawLock + core::fmt::Debug>(
+    lock: &L,
+    threads: usize,
+    iters: u64,
+    hold: Duration,
+) {
+    let counter = Counter(UnsafeCell::new(0));
+    let start = std::sync::Barrier::new(threads);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                start.wait();
+                for _ in 0..iters {
+                    lock.lock();
+                    // SAFETY: the lock is held.
+                    unsafe { counter.bump() };
+                    if !hold.is_zero() {
+                        let t = Instant::now();
+                        while t.elapsed() < hold {
+                            core::hint::spin_loop();
+                        }
+                    }
+                    // SAFETY: locked above.
+                    unsafe { lock.unlock() };
+                }
+            });
+        }
+    });
+    assert_eq!(counter.0.into_inner(), threads as u64 * iters);
+    assert!(!lock.is_locked(), "{lock:?}");
+}
