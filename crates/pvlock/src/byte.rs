@@ -456,104 +456,14 @@ mod tests {
 }
 
 #[cfg(all(test, loom))]
-pub(crate) mod loom_tests {
+mod loom_tests {
     use super::*;
-    use crate::registry::Slot;
-    use core::cell::Cell;
-    use loom::cell::UnsafeCell;
-    use loom::sync::Arc;
-
-    loom::thread_local! {
-        static MY_SLOT: Cell<Option<&'static Slot>> = Cell::new(None);
-    }
-
-    /// [`Park`](crate::backend::Park) with slots handed out by the model instead of the
-    /// registry's thread-local: loom's `join` returns before the joined thread's thread-locals
-    /// are dropped, so a slot given back by that destructor could touch the registry's lazy
-    /// statics after the model closure returned and loom freed them. The model's main thread
-    /// claims the slots before spawning and gives them back after joining.
-    pub(crate) struct ModelPark;
-
-    // SAFETY: `wait`/`kick` are Park's, which keep the latch contract; `current` returns the slot
-    // the model gave this thread, a different one to each thread.
-    unsafe impl crate::backend::Backend for ModelPark {
-        const BLOCKING: bool = true;
-        fn current() -> Option<&'static Slot> {
-            MY_SLOT.with(|s| s.get())
-        }
-        fn wait(me: &Slot, ptr: &AtomicU32, val: u32) {
-            crate::backend::park::park_wait(me, ptr, val)
-        }
-        fn kick(target: &Slot) {
-            crate::backend::park::park_kick(target)
-        }
-    }
-
-    /// Runs `body(i)` on `threads` loom threads, each with a [`ModelPark`] slot of its own.
-    pub(crate) fn run_threads<F>(threads: usize, body: F)
-    where
-        F: Fn(usize) + Send + Sync + 'static,
-    {
-        let slots: std::vec::Vec<&'static Slot> = (0..threads)
-            .map(|_| crate::registry::claim().expect("loom slot table too small"))
-            .collect();
-        let body = Arc::new(body);
-        let handles: std::vec::Vec<_> = slots
-            .iter()
-            .enumerate()
-            .map(|(i, &slot)| {
-                let body = body.clone();
-                loom::thread::spawn(move || {
-                    MY_SLOT.with(|s| s.set(Some(slot)));
-                    body(i);
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
-        for s in slots {
-            crate::registry::release(s);
-        }
-    }
-
-    struct Shared {
-        lock: Byte<ModelPark>,
-        counter: UnsafeCell<u32>,
-    }
-    // SAFETY: the counter is only accessed under the lock (which loom checks) or after joining.
-    unsafe impl Sync for Shared {}
-    // SAFETY: as above; the fields are owned data.
-    unsafe impl Send for Shared {}
+    use crate::loom_model::{check_lock, ModelPark};
 
     fn model(threads: usize, preemptions: usize) {
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(preemptions);
-        builder.check(move || {
-            let s = Arc::new(Shared {
-                lock: Byte::new(),
-                counter: UnsafeCell::new(0),
-            });
-            let s2 = s.clone();
-            run_threads(threads, move |_| {
-                s2.lock.lock();
-                // loom's UnsafeCell reports an access not ordered after the previous one by the
-                // lock (a mutual-exclusion violation) as a causality violation.
-                s2.counter.with_mut(|c| {
-                    // SAFETY: the lock is held; loom checks the claim.
-                    unsafe { *c += 1 }
-                });
-                // SAFETY: locked above.
-                unsafe { s2.lock.unlock() };
-            });
-            // Completion: every thread got through (a lost wake-up is a loom deadlock).
-            let total = s.counter.with(|c| {
-                // SAFETY: all other threads have been joined.
-                unsafe { *c }
-            });
-            assert_eq!(total, threads as u32);
-            assert!(!s.lock.is_locked());
-            assert!(!s.lock.is_contended());
+        check_lock(Byte::<ModelPark>::new, threads, preemptions, |l| {
+            assert!(!l.is_locked());
+            assert!(!l.is_contended());
         });
     }
 

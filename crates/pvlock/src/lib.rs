@@ -61,6 +61,8 @@ pub mod budget;
 pub mod byte;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod dynamic;
+#[cfg(all(test, loom))]
+mod loom_model;
 pub mod queued;
 pub mod registry;
 pub mod stats;

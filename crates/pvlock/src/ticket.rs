@@ -374,46 +374,11 @@ mod blocking_tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::byte::loom_tests::{run_threads, ModelPark};
-    use loom::cell::UnsafeCell;
-    use loom::sync::Arc;
-
-    struct Shared {
-        lock: Ticket<ModelPark>,
-        counter: UnsafeCell<u32>,
-    }
-    // SAFETY: the counter is only accessed under the lock (which loom checks) or after joining.
-    unsafe impl Sync for Shared {}
-    // SAFETY: as above; the fields are owned data.
-    unsafe impl Send for Shared {}
+    use crate::loom_model::{check_lock, ModelPark};
 
     fn model(threads: usize, preemptions: usize) {
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(preemptions);
-        builder.check(move || {
-            let s = Arc::new(Shared {
-                lock: Ticket::new(),
-                counter: UnsafeCell::new(0),
-            });
-            let s2 = s.clone();
-            run_threads(threads, move |_| {
-                s2.lock.lock();
-                // loom's UnsafeCell reports an access not ordered after the previous one by the
-                // lock (a mutual-exclusion violation) as a causality violation.
-                s2.counter.with_mut(|c| {
-                    // SAFETY: the lock is held; loom checks the claim.
-                    unsafe { *c += 1 }
-                });
-                // SAFETY: locked above.
-                unsafe { s2.lock.unlock() };
-            });
-            // Completion: every ticket was served (a lost kick is a loom deadlock).
-            let total = s.counter.with(|c| {
-                // SAFETY: all other threads have been joined.
-                unsafe { *c }
-            });
-            assert_eq!(total, threads as u32);
-            assert!(!s.lock.is_locked(), "{:?}", s.lock);
+        check_lock(Ticket::<ModelPark>::new, threads, preemptions, |l| {
+            assert!(!l.is_locked(), "{l:?}");
         });
     }
 
