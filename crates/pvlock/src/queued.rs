@@ -74,7 +74,8 @@
 //!  hand-over:       next.locked = 1; if next.state HALTED -cas-> HASHED:
 //!                     hash(lock, next), (*,*,1) -> (*,*,SLOW)  (pv_kick_node: no kick now,
 //!                     the successor is woken by our unlock, saving a wake/sleep cycle)
-//!                   or, with `B::WAKE_NEXT_EARLY`: if next.state == HALTED, kick it now
+//!                   or, with `B::WAKE_NEXT_EARLY` and a waiter behind next (a queue of 2+):
+//!                     if next.state == HALTED, kick it now
 //!                     (pv_kick_wake: its wake-up latency overlaps our critical section)
 //!  head:            (*,0,*) -or-> (*,1,*); spin: (*,1,0) -cas-> (*,0,1) wins
 //!                   (*,1,*) -and-> (*,0,*); first time: hash(lock, me), then
@@ -698,7 +699,9 @@ impl<B: Backend> Queued<B> {
     fn kick_node(&self, succ: &Slot) {
         // The fence of diagram "state vs locked", between our `locked` store and the CAS.
         fence(Ordering::SeqCst);
-        if B::WAKE_NEXT_EARLY {
+        // Only with a waiter queued behind the successor (Relaxed: a heuristic; a stale 0 just
+        // takes the deferred path below, which is always correct).
+        if B::WAKE_NEXT_EARLY && succ.next.load(Ordering::Relaxed) != 0 {
             // Wake the new head now rather than at our unlock: it becomes runnable while we hold
             // the lock, so the wake-up latency overlaps our critical section. The fence pairs
             // with the successor's as for the CAS below: either it sees `locked` (and does not

@@ -115,10 +115,11 @@ pub unsafe trait Backend: 'static {
     #[inline]
     fn spin_end() {}
 
-    /// `Queued`: when a new owner hands the queue to a successor that is blocked, wake it at once
-    /// (`true`, the pre-4.2 kernel's `pv_kick_wake`: the wake-up latency overlaps the critical
-    /// section) or defer the wake-up to the unlock (`false`, the default and the kernel's
-    /// `pv_kick_node`: saves a wake/sleep cycle when the lock is held long).
+    /// `Queued`: when a new owner hands the queue to a successor that is blocked and has a
+    /// waiter of its own queued behind it, wake it at once (`true`, the pre-4.2 kernel's
+    /// `pv_kick_wake`: the wake-up latency overlaps the critical section) or always defer the
+    /// wake-up to the unlock (`false`, the default and the kernel's `pv_kick_node`: saves a
+    /// wake/sleep cycle when the lock is held long).
     const WAKE_NEXT_EARLY: bool = false;
 
     /// Blocks the owner of `me` while `*ptr == val` and no kick is latched in `me`; may return
