@@ -30,6 +30,7 @@
 //! `is_contended` state and what the writers are doing, then `End of test: FAILURE`, and exits
 //! with code 1 without waiting for the stuck threads.
 
+use crate::workload::Rng;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -439,30 +440,6 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// The writer's own generator (xorshift64*), like the kernel's `torture_random`.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(mix(seed) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// `true` with probability 1/n.
-    fn one_in(&mut self, n: u64) -> bool {
-        self.next() % n.max(1) == 0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// Busy-waits (the kernel's `udelay`/`mdelay`): the holder keeps its CPU.

@@ -24,7 +24,7 @@ use std::hint::black_box;
 /// The workload names.
 pub const WORKLOADS: &[&str] = &["counter", "hashtable", "stats"];
 
-/// A per-thread xorshift64* generator.
+/// A per-thread xorshift64* generator (the bench's workloads and torture's writers).
 pub struct Rng(u64);
 
 impl Rng {
@@ -44,6 +44,11 @@ impl Rng {
     #[inline]
     pub fn below(&mut self, n: u64) -> u64 {
         ((self.next() >> 32) * n) >> 32
+    }
+    /// `true` with probability about 1/n (n > 0).
+    #[inline]
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
     }
 }
 
