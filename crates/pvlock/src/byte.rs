@@ -429,30 +429,7 @@ mod tests {
         hammer::<Spin>(8, 20_000, std::time::Duration::ZERO);
     }
 
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn eight_threads_futex() {
-        hammer::<crate::backend::Futex>(8, 20_000, std::time::Duration::ZERO);
-    }
-
-    #[test]
-    fn blocking_waiters_are_kicked() {
-        // 30 µs critical sections exceed the default 10 µs spin budget on any machine.
-        let hold = std::time::Duration::from_micros(30);
-        #[cfg(target_os = "linux")]
-        hammer::<crate::backend::Futex>(4, 200, hold);
-        hammer::<crate::backend::Park>(4, 200, hold);
-    }
-
-    #[test]
-    fn eight_threads_park() {
-        hammer::<Park>(8, 20_000, std::time::Duration::ZERO);
-    }
-
-    #[test]
-    fn eight_threads_auto() {
-        hammer::<crate::backend::Auto>(8, 20_000, std::time::Duration::ZERO);
-    }
+    crate::testutil::blocking_backend_tests!(20_000);
 }
 
 #[cfg(all(test, loom))]

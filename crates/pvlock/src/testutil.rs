@@ -53,3 +53,35 @@ pub(crate) fn hammer<L: RawLock + core::fmt::Debug>(
     assert_eq!(counter.0.into_inner(), threads as u64 * iters);
     assert!(!lock.is_locked(), "{lock:?}");
 }
+
+/// The blocking-backend tests every lock module runs, over that module's `hammer::<B>(threads,
+/// iters, hold)`: 8 threads with Futex (Linux), Park and Auto, and 30 µs holds (past the default
+/// 10 µs spin budget) so that waiters really block and must be kicked.
+macro_rules! blocking_backend_tests {
+    ($iters:expr) => {
+        #[cfg(target_os = "linux")]
+        #[test]
+        fn eight_threads_futex() {
+            hammer::<crate::backend::Futex>(8, $iters, std::time::Duration::ZERO);
+        }
+
+        #[test]
+        fn eight_threads_park() {
+            hammer::<crate::backend::Park>(8, $iters, std::time::Duration::ZERO);
+        }
+
+        #[test]
+        fn eight_threads_auto() {
+            hammer::<crate::backend::Auto>(8, $iters, std::time::Duration::ZERO);
+        }
+
+        #[test]
+        fn blocking_waiters_are_kicked() {
+            let hold = std::time::Duration::from_micros(30);
+            #[cfg(target_os = "linux")]
+            hammer::<crate::backend::Futex>(4, 200, hold);
+            hammer::<crate::backend::Park>(4, 200, hold);
+        }
+    };
+}
+pub(crate) use blocking_backend_tests;

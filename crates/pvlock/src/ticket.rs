@@ -345,30 +345,7 @@ mod blocking_tests {
         crate::testutil::hammer(&lock, threads, iters, hold);
     }
 
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn eight_threads_futex() {
-        hammer::<crate::backend::Futex>(8, 5_000, std::time::Duration::ZERO);
-    }
-
-    #[test]
-    fn blocking_waiters_are_kicked() {
-        // 30 µs critical sections exceed the default 10 µs spin budget on any machine.
-        let hold = std::time::Duration::from_micros(30);
-        #[cfg(target_os = "linux")]
-        hammer::<crate::backend::Futex>(4, 200, hold);
-        hammer::<crate::backend::Park>(4, 200, hold);
-    }
-
-    #[test]
-    fn eight_threads_park() {
-        hammer::<crate::backend::Park>(8, 5_000, std::time::Duration::ZERO);
-    }
-
-    #[test]
-    fn eight_threads_auto() {
-        hammer::<crate::backend::Auto>(8, 5_000, std::time::Duration::ZERO);
-    }
+    crate::testutil::blocking_backend_tests!(5_000);
 }
 
 #[cfg(all(test, loom))]
