@@ -42,6 +42,14 @@
 //! once per process (the kernel's `pv_lock_ops`), use [`DynMutex`] and the `PVLOCK` environment
 //! variable.
 //!
+//! ## Tuning
+//!
+//! Two process-wide budgets shape the pv slow path, both in time, both with defaults measured on
+//! the whole benchmark matrix: the [spin budget](budget) (how long a waiter spins before it
+//! blocks, 10 µs, `PVLOCK_SPIN_NS`) and the [steal budget](steal) (how long a running thread may
+//! take a `Queued` lock past queued waiters before it must queue itself, 500 µs,
+//! `PVLOCK_STEAL_NS`).
+//!
 //! ## Features
 //! * `std` (default): the OS backends, the per-thread waiter [registry], [`DynMutex`],
 //!   the calibrated time-based spin [budget]. Without it the crate is `no_std`: the algorithms with
@@ -66,6 +74,7 @@ mod loom_model;
 pub mod queued;
 pub mod registry;
 pub mod stats;
+pub mod steal;
 #[cfg(all(test, not(loom), feature = "std"))]
 mod testutil;
 pub mod ticket;

@@ -196,6 +196,20 @@ stress_tests! {
     queued_auto: Queued<Auto>, TOTAL_BLOCKING;
 }
 
+/// `Queued<Auto>` with a zero and a tiny steal budget: every thread queues (and blocks) far more
+/// often than with the default, so the queue and wake-up paths carry the load.
+#[test]
+fn queued_auto_steal_budgets() {
+    let _serial = serial();
+    let default = pvlock::steal::steal_budget();
+    for budget in [Duration::ZERO, Duration::from_micros(20)] {
+        pvlock::steal::set_steal_budget(budget);
+        let name = format!("queued_auto_steal_budget_{}us", budget.as_micros());
+        stress::<Queued<Auto>>(&name, cpus() * 8, TOTAL_BLOCKING, CAP_BLOCKING);
+    }
+    pvlock::steal::set_steal_budget(default);
+}
+
 /// Data behind a `lock_api` mutex: the same non-atomic checks, through guards.
 #[derive(Default)]
 struct Data {
