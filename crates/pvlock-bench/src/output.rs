@@ -61,6 +61,11 @@ pub struct Record {
     pub stats: BTreeMap<String, u64>,
     pub repeats: u32,
     pub repeat_ops_per_sec: Vec<f64>,
+    /// The same throughputs in the order they were run: repeat `i` of every lock of a group ran
+    /// back to back (round `i`), which is what makes per-round ratios meaningful. Absent in files
+    /// written before it existed.
+    #[serde(default)]
+    pub round_ops_per_sec: Vec<f64>,
     pub stalled: bool,
     pub leaked: usize,
     pub mutual_exclusion_ok: bool,
@@ -148,6 +153,7 @@ pub fn record(
         stats,
         repeats: 1,
         repeat_ops_per_sec: vec![ops_per_sec],
+        round_ops_per_sec: vec![ops_per_sec],
         stalled: out.stalled,
         leaked: out.leaked,
         mutual_exclusion_ok: out.counted.map_or(true, |c| c == out.final_ops),
@@ -156,6 +162,7 @@ pub fn record(
 
 /// The repeat with the median throughput, with every repeat's throughput attached.
 pub fn median(mut reps: Vec<Record>) -> Record {
+    let rounds: Vec<f64> = reps.iter().map(|r| r.ops_per_sec).collect();
     reps.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
     let all: Vec<f64> = reps.iter().map(|r| r.ops_per_sec).collect();
     let ok = reps.iter().all(|r| r.mutual_exclusion_ok);
@@ -164,6 +171,7 @@ pub fn median(mut reps: Vec<Record>) -> Record {
     let mut m = reps.swap_remove(n / 2);
     m.repeats = n as u32;
     m.repeat_ops_per_sec = all;
+    m.round_ops_per_sec = rounds;
     m.mutual_exclusion_ok = ok;
     m.stalled = stalled;
     m
@@ -286,6 +294,32 @@ fn group_title(k: &Key, cpus: usize) -> String {
     s
 }
 
+/// Throughput of `r` relative to the fastest peer of its group: the median over rounds of
+/// `r / fastest peer of that round` when every row has the same rounds (this machine's speed can
+/// change by 2x within a minute, and a round runs all locks back to back), else the ratio of the
+/// medians (older files, or a lock that is its own best peer).
+pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<f64> {
+    let peers: Vec<&Record> = rows.iter().copied().filter(|p| is_peer(&p.lock)).collect();
+    let n = r.round_ops_per_sec.len();
+    if n > 0 && !peers.is_empty() && peers.iter().all(|p| p.round_ops_per_sec.len() == n) {
+        let mut ratios: Vec<f64> = (0..n)
+            .filter_map(|i| {
+                let best = peers
+                    .iter()
+                    .map(|p| p.round_ops_per_sec[i])
+                    .fold(0.0, f64::max);
+                (best > 0.0).then(|| r.round_ops_per_sec[i] / best)
+            })
+            .collect();
+        if !ratios.is_empty() {
+            ratios.sort_by(f64::total_cmp);
+            return Some(ratios[ratios.len() / 2]);
+        }
+    }
+    let b = best_peer(rows)?;
+    (b.ops_per_sec > 0.0).then(|| r.ops_per_sec / b.ops_per_sec)
+}
+
 fn best_peer<'a>(rows: &[&'a Record]) -> Option<&'a Record> {
     rows.iter()
         .copied()
@@ -295,7 +329,8 @@ fn best_peer<'a>(rows: &[&'a Record]) -> Option<&'a Record> {
 
 const LEGEND: &str = "\
 Columns: ops/s = lock acquisitions per second, all threads together (higher is better);
-  vs peer = ops/s relative to the fastest peer (std, parking_lot, spin, spin-ticket) in the same group;
+  vs peer = ops/s relative to the fastest peer (std, parking_lot, spin, spin-ticket) in the same group,
+  round by round (each round runs every lock once, back to back), median over the rounds;
   min/max = fewest / most acquisitions of any one thread (1.00 = perfectly fair, 0 = a thread starved);
   p99 = 99th percentile time to acquire the lock (from lock() call to holding it); cpu/op = CPU time burnt per acquisition
   (spinning shows up here); ctx/1k ops = context switches per 1000 acquisitions (blocking and
@@ -349,9 +384,9 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
         )?;
         let bp = best_peer(&rows);
         for r in &rows {
-            let ratio = match bp {
-                Some(b) if b.ops_per_sec > 0.0 => format!("{:.2}x", r.ops_per_sec / b.ops_per_sec),
-                _ => "-".into(),
+            let ratio = match ratio_to_best_peer(r, &rows) {
+                Some(x) => format!("{x:.2}x"),
+                None => "-".into(),
             };
             let mut flags = String::new();
             if bp.is_some_and(|b| std::ptr::eq(b, *r)) {
@@ -413,22 +448,20 @@ pub fn summary(results: &[Record]) -> Vec<String> {
         line += ")";
         let bp = best_peer(rows);
         let pv = rows.iter().find(|r| r.lock == "pvlock");
-        match (pv, bp) {
-            (Some(pv), Some(bp)) if bp.ops_per_sec > 0.0 => {
-                let ratio = pv.ops_per_sec / bp.ops_per_sec;
-                line += &format!(
-                    "; pvlock::Mutex is {:.2}x the best peer {} ({}{})",
-                    ratio,
-                    bp.lock,
-                    if ratio >= 1.0 { "faster" } else { "slower" },
-                    if (pv.min_max - bp.min_max).abs() > 0.1 {
-                        format!(", fairness {:.2} vs {:.2}", pv.min_max, bp.min_max)
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-            _ => {}
+        if let (Some(pv), Some(bp), Some(ratio)) =
+            (pv, bp, pv.and_then(|pv| ratio_to_best_peer(pv, rows)))
+        {
+            line += &format!(
+                "; pvlock::Mutex is {:.2}x the best peer {} ({}{})",
+                ratio,
+                bp.lock,
+                if ratio >= 1.0 { "faster" } else { "slower" },
+                if (pv.min_max - bp.min_max).abs() > 0.1 {
+                    format!(", fairness {:.2} vs {:.2}", pv.min_max, bp.min_max)
+                } else {
+                    String::new()
+                }
+            );
         }
         line += ".";
         out.push(line);
@@ -599,4 +632,45 @@ pub fn report_main(args: &[String]) -> Result<u8, CliError> {
         );
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(lock: &str, rounds: &[f64]) -> Record {
+        let mut sorted = rounds.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Record {
+            lock: lock.into(),
+            ops_per_sec: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0),
+            round_ops_per_sec: rounds.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ratio_is_paired_by_round() {
+        // Round 2 ran in a slow phase of the machine for everyone.
+        let pv = rec("pvlock", &[10.0, 4.0, 9.0]);
+        let std = rec("std", &[11.0, 4.0, 10.0]);
+        let pl = rec("parking_lot", &[11.5, 6.0, 9.5]);
+        let rows = [&pv, &std, &pl];
+        // Per round: 10/11.5, 4/6, 9/10 -> median 10/11.5 (the medians alone would give 9/10).
+        let r = ratio_to_best_peer(&pv, &rows).unwrap();
+        assert!((r - 10.0 / 11.5).abs() < 1e-12, "{r}");
+        // A peer is compared with the best peer of each round, itself included.
+        assert_eq!(ratio_to_best_peer(&pl, &rows), Some(1.0));
+    }
+
+    #[test]
+    fn ratio_falls_back_to_medians_without_rounds() {
+        let mut pv = rec("pvlock", &[]);
+        pv.ops_per_sec = 8.0;
+        let mut std = rec("std", &[]);
+        std.ops_per_sec = 10.0;
+        assert_eq!(ratio_to_best_peer(&pv, &[&pv, &std]), Some(0.8));
+        // No peer in the group: no ratio.
+        assert_eq!(ratio_to_best_peer(&pv, &[&pv]), None);
+    }
 }

@@ -464,6 +464,9 @@ impl<B: Backend> Queued<B> {
 
         // p,*,* -> n,*,*
         let old = self.xchg_tail(tail);
+        if B::BLOCKING {
+            steal::enter_queue();
+        }
         if old & TAIL_MASK != 0 {
             let prev = node_of(old >> TAIL_SHIFT);
             // Link us. Release: our node's initialisation happens before the predecessor, having
@@ -484,6 +487,7 @@ impl<B: Backend> Queued<B> {
             // head is designated yet, and our own entry, if any, is gone).
             self.wait_head_or_lock(node);
             // Through the queue: our steal budget starts again.
+            steal::leave_queue();
             steal::restart(node);
             self.word.load(Ordering::Relaxed)
         } else {
