@@ -44,10 +44,9 @@ pub struct Slot {
     pub(crate) locked: AtomicU32,
     /// pv node state (`RUNNING`, `HALTED`, `HASHED`; see queued.rs).
     pub(crate) state: AtomicU32,
-    /// Steals before the next steal-budget check (steal.rs). Only its own thread touches it.
+    /// Steals past queued waiters left in this thread's steal budget (steal.rs). Only its own
+    /// thread touches it.
     pub(crate) steals: AtomicU32,
-    /// When its steal budget started, in microseconds (steal.rs). Only its own thread touches it.
-    pub(crate) streak: AtomicU32,
     // ---- blocked-on record (ticket.rs, byte.rs) ----
     /// Address of the lock this waiter is blocked on, 0 = none.
     pub(crate) lock: AtomicUsize,
@@ -73,7 +72,6 @@ impl Slot {
                 locked: AtomicU32::new(0),
                 state: AtomicU32::new(0),
                 steals: AtomicU32::new(0),
-                streak: AtomicU32::new(0),
                 lock: AtomicUsize::new(0),
                 want: AtomicU32::new(0),
                 futex: AtomicU32::new(0),

@@ -13,10 +13,12 @@ use pvlock::steal::{set_steal_budget, steal_budget};
 
 #[test]
 fn zero_budget_hands_the_lock_to_the_queued_waiter() {
-    set_steal_budget(Duration::from_micros(750));
-    assert_eq!(steal_budget(), Duration::from_micros(750));
-    set_steal_budget(Duration::ZERO);
-    assert_eq!(steal_budget(), Duration::ZERO);
+    set_steal_budget(750);
+    assert_eq!(steal_budget(), 750);
+    set_steal_budget(u32::MAX);
+    assert_eq!(steal_budget(), u32::MAX - 1);
+    set_steal_budget(0);
+    assert_eq!(steal_budget(), 0);
 
     let lock = Queued::<Auto>::new();
     let order = StdMutex::new(Vec::new());
@@ -41,6 +43,9 @@ fn zero_budget_hands_the_lock_to_the_queued_waiter() {
                 );
                 std::thread::yield_now();
             }
+            // Give the waiter time to spin out its budget and block: a spinning queue head sets
+            // `pending`, which stops stealing anyway; a blocked one does not.
+            std::thread::sleep(Duration::from_millis(2));
             // Release and come straight back: with a zero budget we may not take the lock past
             // the queued waiter, however fast we are.
             // SAFETY: locked above, by this thread.
