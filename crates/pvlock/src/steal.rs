@@ -127,10 +127,7 @@ pub(crate) fn leave_queue() {
 fn crowded() -> bool {
     #[cfg(all(feature = "std", not(loom)))]
     {
-        static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        let cpus =
-            *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        QUEUED.load(Ordering::Relaxed) >= cpus
+        QUEUED.load(Ordering::Relaxed) >= crate::backend::cpus()
     }
     #[cfg(not(all(feature = "std", not(loom))))]
     true

@@ -25,26 +25,29 @@ pub struct Auto;
 
 #[cfg(not(loom))]
 static SPINNERS: AtomicUsize = AtomicUsize::new(0);
-/// Most waiters allowed to spin at once, plus one (0 = not computed yet).
+/// CPUs this process may use (0 = not computed yet).
 #[cfg(not(loom))]
-static MAX_SPINNERS_PLUS_1: AtomicUsize = AtomicUsize::new(0);
+static CPUS: AtomicUsize = AtomicUsize::new(0);
 
+/// CPUs this process may use: [`std::thread::available_parallelism`] (affinity mask and cgroup CPU
+/// quota included), computed once. Also the steal budget's crowding threshold (steal.rs).
 #[cfg(not(loom))]
-#[cold]
-fn compute_max_spinners() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let max = cpus - 1;
-    MAX_SPINNERS_PLUS_1.store(max + 1, Ordering::Relaxed);
-    max
+pub(crate) fn cpus() -> usize {
+    match CPUS.load(Ordering::Relaxed) {
+        0 => {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // Several threads may compute it at once; they all store the same value.
+            CPUS.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
 }
 
 /// The most waiters that `Auto` lets spin at once on this machine.
 #[cfg(not(loom))]
 pub fn max_spinners() -> usize {
-    match MAX_SPINNERS_PLUS_1.load(Ordering::Relaxed) {
-        0 => compute_max_spinners(),
-        n => n - 1,
-    }
+    cpus() - 1
 }
 
 // SAFETY: `wait` and `kick` are those of Futex (Linux) or Park, which keep the latch contract;

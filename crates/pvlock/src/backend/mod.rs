@@ -78,6 +78,8 @@ pub use park::Park;
 
 #[cfg(feature = "std")]
 mod auto;
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) use auto::cpus;
 #[cfg(feature = "std")]
 pub use auto::Auto;
 
