@@ -411,12 +411,44 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
                 flags
             )?;
         }
+        for r in &rows {
+            if let Some(line) = queue_line(r) {
+                writeln!(w, "{line}")?;
+            }
+        }
     }
     writeln!(w)?;
     for line in summary(&doc.results) {
         writeln!(w, "{line}")?;
     }
     Ok(())
+}
+
+/// With the `stats` feature: how much of its threads' time a pv `Queued` lock kept in its queue,
+/// the mean stay, and why threads joined it (per 1000 acquisitions). `None` without queue time.
+pub fn queue_line(r: &Record) -> Option<String> {
+    let ns = *r.stats.get("pv_queued_ns")?;
+    let get = |k: &str| r.stats.get(k).copied().unwrap_or(0);
+    let (budget, pending, spin) = (
+        get("pv_queued_budget"),
+        get("pv_queued_pending"),
+        get("pv_queued_spin"),
+    );
+    let entries = budget + pending + spin;
+    let thread_ns = r.threads as f64 * r.elapsed_s * 1e9;
+    if ns == 0 || entries == 0 || thread_ns <= 0.0 || r.ops == 0 {
+        return None;
+    }
+    let per_k = |n: u64| n as f64 * 1e3 / r.ops as f64;
+    Some(format!(
+        "  {:<14} queued {:.0}% of thread time, mean stay {}; joined per 1k ops: {:.2} steal budget spent, {:.2} head spinning, {:.2} spin budget spent",
+        r.lock,
+        100.0 * ns as f64 / thread_ns,
+        dur_ns(ns as f64 / entries as f64),
+        per_k(budget),
+        per_k(pending),
+        per_k(spin)
+    ))
 }
 
 /// The plain-English summary lines.
@@ -661,6 +693,35 @@ mod tests {
         assert!((r - 10.0 / 11.5).abs() < 1e-12, "{r}");
         // A peer is compared with the best peer of each round, itself included.
         assert_eq!(ratio_to_best_peer(&pl, &rows), Some(1.0));
+    }
+
+    #[test]
+    fn queue_line_reports_share_stay_and_reasons() {
+        let mut r = rec("pvlock", &[]);
+        r.threads = 4;
+        r.elapsed_s = 0.5;
+        r.ops = 1_000_000;
+        // No stats compiled in: no line.
+        assert_eq!(queue_line(&r), None);
+        for (k, v) in [
+            ("pv_queued_budget", 100),
+            ("pv_queued_pending", 200),
+            ("pv_queued_spin", 700),
+            // 1 of the 2 thread-seconds, over 1000 stays: 1 ms each.
+            ("pv_queued_ns", 1_000_000_000),
+        ] {
+            r.stats.insert(k.into(), v);
+        }
+        let line = queue_line(&r).unwrap();
+        assert!(line.contains("queued 50% of thread time"), "{line}");
+        assert!(line.contains("mean stay 1.0 ms"), "{line}");
+        assert!(
+            line.contains("0.10 steal budget spent, 0.20 head spinning, 0.70 spin budget spent"),
+            "{line}"
+        );
+        // Counted entries but no time (a build without `std` timing): no line.
+        r.stats.insert("pv_queued_ns".into(), 0);
+        assert_eq!(queue_line(&r), None);
     }
 
     #[test]

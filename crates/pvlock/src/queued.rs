@@ -159,7 +159,7 @@ use core::marker::PhantomData;
 
 use crate::backend::{Backend, Spin};
 use crate::registry::{self, Slot};
-use crate::stats::{count, Event};
+use crate::stats::{count, Event, Timer};
 use crate::steal;
 use crate::sync::{spin_loop, AtomicU32, Ordering};
 
@@ -463,15 +463,19 @@ impl<B: Backend> Queued<B> {
         // One more try before queueing (pv: steal while the head is not spinning, bounded: see
         // `steal_hybrid`; pending means the head is spinning and must not be starved).
         if B::BLOCKING {
-            if self.steal_hybrid(node) {
-                count(Event::PvLockStealing);
-                return;
+            match self.steal_hybrid(node) {
+                Ok(()) => {
+                    count(Event::PvLockStealing);
+                    return;
+                }
+                Err(why) => count(why),
             }
         } else if self.try_lock() {
             return;
         }
 
         // p,*,* -> n,*,*
+        let queued_for = B::BLOCKING.then(Timer::start);
         let old = self.xchg_tail(tail);
         if B::BLOCKING {
             steal::enter_queue();
@@ -498,6 +502,9 @@ impl<B: Backend> Queued<B> {
             // Through the queue: our steal budget starts again.
             steal::leave_queue();
             steal::restart(node);
+            if let Some(t) = queued_for {
+                t.stop(Event::PvQueuedNs);
+            }
             self.word.load(Ordering::Relaxed)
         } else {
             // *,x,y -> *,0,0. Acquire: pairs with the owner's releasing unlock (or the pending
@@ -605,8 +612,10 @@ impl<B: Backend> Queued<B> {
     /// strictly alternating through the queue (`pvlock bench`, native, 2 threads on 2 CPUs, A/B
     /// alternated: 0.95-0.98x of the fastest peer against 0.88-0.90x, fairness unchanged at
     /// 0.97-0.99). Fairness among spinners comes from the steal budget once anyone queues.
+    ///
+    /// `Err` says why the caller must queue, as the stats event that counts it.
     #[inline]
-    fn steal_hybrid(&self, me: &Slot) -> bool {
+    fn steal_hybrid(&self, me: &Slot) -> Result<(), Event> {
         let budget = crate::budget::iterations();
         let mut spins = 0u32;
         let mut backoff = 1u32;
@@ -615,7 +624,7 @@ impl<B: Backend> Queued<B> {
             if val & LOCKED_PENDING_MASK == 0 {
                 // Past queued waiters only within our steal budget; otherwise queue.
                 if val & TAIL_MASK != 0 && !steal::may_bypass(Some(me)) {
-                    return false;
+                    return Err(Event::PvQueuedBudget);
                 }
                 // Acquire: pairs with the previous releasing unlock.
                 if self
@@ -623,12 +632,15 @@ impl<B: Backend> Queued<B> {
                     .compare_exchange_weak(val, val | LOCKED, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
-                    return true;
+                    return Ok(());
                 }
                 continue;
             }
-            if val & PENDING != 0 || spins >= budget {
-                return false;
+            if val & PENDING != 0 {
+                return Err(Event::PvQueuedPending);
+            }
+            if spins >= budget {
+                return Err(Event::PvQueuedSpin);
             }
             // Exponential backoff between reads (module constant `STEAL_BACKOFF_MAX`).
             for _ in 0..backoff {

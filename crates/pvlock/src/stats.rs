@@ -21,6 +21,15 @@
 //! | `pv_kick_wake` | the `Queued` new owner kicked its successor at once |
 //! | `pv_spurious_wakeup` | a wait returned without the awaited change |
 //! | `pv_hash_hops` | extra probes in the `Queued` lock-to-node hash table |
+//! | `pv_queued_budget` | `Queued` pv: joined the queue because its [steal budget](crate::steal) was spent |
+//! | `pv_queued_pending` | `Queued` pv: joined the queue because the head was spinning (pending set) |
+//! | `pv_queued_spin` | `Queued` pv: joined the queue because the lock stayed held for the whole spin budget |
+//! | `pv_queued_ns` | `Queued` pv: nanoseconds spent in queues, summed over threads (with `std`) |
+//!
+//! The last four say where a pv `Queued` lock's waiters spend their time: a queue of sleeping
+//! waiters moves one wake-up at a time, so `pv_queued_ns` divided by the threads' total time is the
+//! share of them that is out of the game, and divided by the three `pv_queued_*` counts the mean
+//! stay in the queue. `pvlock bench` built with `--features stats` prints both.
 
 /// Lock events; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,11 +48,15 @@ pub enum Event {
     PvKickWake,
     PvSpuriousWakeup,
     PvHashHops,
+    PvQueuedBudget,
+    PvQueuedPending,
+    PvQueuedSpin,
+    PvQueuedNs,
 }
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 12] = [
+    pub const ALL: [Event; 16] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
@@ -56,6 +69,10 @@ impl Event {
         Event::PvKickWake,
         Event::PvSpuriousWakeup,
         Event::PvHashHops,
+        Event::PvQueuedBudget,
+        Event::PvQueuedPending,
+        Event::PvQueuedSpin,
+        Event::PvQueuedNs,
     ];
 
     /// The kernel's name of the event.
@@ -73,6 +90,10 @@ impl Event {
             Event::PvKickWake => "pv_kick_wake",
             Event::PvSpuriousWakeup => "pv_spurious_wakeup",
             Event::PvHashHops => "pv_hash_hops",
+            Event::PvQueuedBudget => "pv_queued_budget",
+            Event::PvQueuedPending => "pv_queued_pending",
+            Event::PvQueuedSpin => "pv_queued_spin",
+            Event::PvQueuedNs => "pv_queued_ns",
         }
     }
 }
@@ -180,9 +201,36 @@ pub(crate) fn count(e: Event) {
 
 /// Counts `n` occurrences of `e` (nothing without the `stats` feature).
 #[inline(always)]
-#[allow(dead_code)]
 pub(crate) fn count_n(e: Event, n: u64) {
     imp::count(e, n)
+}
+
+/// Measures a span of time into an event (with `stats` and `std`; otherwise an empty type).
+pub(crate) struct Timer {
+    #[cfg(all(feature = "stats", feature = "std", not(loom)))]
+    start: std::time::Instant,
+}
+
+impl Timer {
+    /// Starts the clock.
+    #[inline(always)]
+    pub(crate) fn start() -> Timer {
+        Timer {
+            #[cfg(all(feature = "stats", feature = "std", not(loom)))]
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Adds the nanoseconds since [`Timer::start`] to `e`.
+    #[inline(always)]
+    pub(crate) fn stop(self, e: Event) {
+        #[cfg(all(feature = "stats", feature = "std", not(loom)))]
+        count_n(
+            e,
+            u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        );
+        let _ = e;
+    }
 }
 
 /// The counters now (all zero without the `stats` feature).
