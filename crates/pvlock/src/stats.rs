@@ -26,10 +26,11 @@
 //! | `pv_queued_spin` | `Queued` pv: joined the queue because the lock stayed held for the whole spin budget |
 //! | `pv_queued_ns` | `Queued` pv: nanoseconds spent in queues, summed over threads (with `std`) |
 //!
-//! The last four say where a pv `Queued` lock's waiters spend their time: a queue of sleeping
-//! waiters moves one wake-up at a time, so `pv_queued_ns` divided by the threads' total time is the
-//! share of them that is out of the game, and divided by the three `pv_queued_*` counts the mean
-//! stay in the queue. `pvlock bench` built with `--features stats` prints both.
+//! The last four are pvlock's own (the kernel has no steal budget to run out of). They say where
+//! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
+//! a time, so `pv_queued_ns` divided by the threads' total time is the share of them that is out
+//! of the game, and divided by the three `pv_queued_*` counts the mean stay in the queue.
+//! `pvlock bench` built with `--features stats` prints both.
 
 /// Lock events; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
