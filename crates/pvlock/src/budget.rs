@@ -65,10 +65,7 @@ fn calibrate() -> u32 {
 #[cfg(all(feature = "std", not(loom)))]
 #[cold]
 fn calibrate() -> u32 {
-    let ns = std::env::var("PVLOCK_SPIN_NS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(DEFAULT_NS);
+    let ns = crate::env_number::<u64>("PVLOCK_SPIN_NS").unwrap_or(DEFAULT_NS);
     let n = ns_to_iterations(ns);
     // Several threads may calibrate at once; they all store about the same value.
     ITERATIONS.store(n, Ordering::Relaxed);

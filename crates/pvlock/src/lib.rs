@@ -177,6 +177,14 @@ macro_rules! impl_fair {
 }
 pub(crate) use impl_fair;
 
+/// The number in environment variable `name` (surrounding spaces allowed), or `None` when it is
+/// unset or does not parse: the tuning knobs (`PVLOCK_SPIN_NS`, `PVLOCK_STEALS`) fall back to
+/// their defaults rather than fail.
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) fn env_number<T: core::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
 #[cfg(not(loom))]
 mod aliases {
     use crate::{byte::Byte, queued::Queued, ticket::Ticket};

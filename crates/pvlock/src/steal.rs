@@ -77,10 +77,7 @@ pub fn steal_budget() -> u32 {
     match BUDGET_PLUS_1.load(Ordering::Relaxed) {
         0 => {
             #[cfg(feature = "std")]
-            let n = std::env::var("PVLOCK_STEALS")
-                .ok()
-                .and_then(|v| v.trim().parse::<u32>().ok())
-                .unwrap_or(DEFAULT_STEALS);
+            let n = crate::env_number::<u32>("PVLOCK_STEALS").unwrap_or(DEFAULT_STEALS);
             #[cfg(not(feature = "std"))]
             let n = DEFAULT_STEALS;
             set_steal_budget(n);
