@@ -14,7 +14,8 @@
 //!
 //! # Why it is never full and never misses (the kernel's two `BUG()`s)
 //!
-//! * **Never full.** An entry exists only while its lock's locked byte is `SLOW`, and a lock has
+//! * **Never full.** An entry exists only while its lock's locked byte is `SLOW` (or `UNLOCKING`,
+//!   the owner's unlock removing it), and a lock has
 //!   at most one entry: it is made either by the queue head for itself, or by the owner for its
 //!   successor in `kick_node`, never both (they race on the successor's `state` with one CAS, and
 //!   only the side that moves it to `HASHED` hashes), and the owner removes the entry *before* it
@@ -23,8 +24,8 @@
 //!   a time), so at most `MAX_SLOTS` entries are live: the table is at most a quarter full.
 //! * **Never misses.** An unlock reaches [`unhash`] only after it saw `SLOW`, and `SLOW` is only
 //!   ever set after the entry was written (by the same thread, or by one whose `SLOW`-setting RMW
-//!   released the entry to the unlocker's acquire fence); only the owner clears `SLOW`, after
-//!   removing the entry. So the entry is there and visible.
+//!   released the entry to the unlocker's acquire fence); only the owner clears the byte (`SLOW`
+//!   -> `UNLOCKING` -> 0), after removing the entry. So the entry is there and visible.
 //!
 //! Both are invariants of the protocol; if one were ever broken we do not panic in a release build
 //! (a lock must not bring the process down): `debug_assert!`, then yield and probe again.
