@@ -19,6 +19,8 @@
 //! | `pv_wait_early` | a waiter blocked before its budget, its predecessor not running |
 //! | `pv_kick_unlock` | an unlock kicked a blocked waiter |
 //! | `pv_kick_wake` | the `Queued` new owner kicked its successor at once |
+//! | `pv_kick_next` | the `Queued` new owner woke the waiter behind the new head, to wait runnable (crowded, `Backend::YIELD_WAIT`) |
+//! | `pv_yield_wait` | a `Queued` waiter next in line waited runnable, yielding, instead of blocking (once per wait) |
 //! | `pv_spurious_wakeup` | a wait returned without the awaited change |
 //! | `pv_hash_hops` | extra probes in the `Queued` lock-to-node hash table |
 //! | `pv_queued_budget` | `Queued` pv: joined the queue because its [steal budget](crate::steal) was spent |
@@ -26,7 +28,8 @@
 //! | `pv_queued_spin` | `Queued` pv: joined the queue because the lock stayed held for the whole spin budget |
 //! | `pv_queued_ns` | `Queued` pv: nanoseconds spent in queues, summed over threads (with `std`) |
 //!
-//! The last four are pvlock's own (the kernel has no steal budget to run out of). They say where
+//! `pv_kick_next`, `pv_yield_wait` and the last four are pvlock's own (the kernel has neither
+//! yield-waiting nor a steal budget to run out of). The last four say where
 //! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
 //! a time, so `pv_queued_ns` divided by the threads' total time is the share of them that is out
 //! of the game, and divided by the three `pv_queued_*` counts the mean stay in the queue.
@@ -47,6 +50,8 @@ pub enum Event {
     PvWaitEarly,
     PvKickUnlock,
     PvKickWake,
+    PvKickNext,
+    PvYieldWait,
     PvSpuriousWakeup,
     PvHashHops,
     PvQueuedBudget,
@@ -57,7 +62,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 16] = [
+    pub const ALL: [Event; 18] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
@@ -68,6 +73,8 @@ impl Event {
         Event::PvWaitEarly,
         Event::PvKickUnlock,
         Event::PvKickWake,
+        Event::PvKickNext,
+        Event::PvYieldWait,
         Event::PvSpuriousWakeup,
         Event::PvHashHops,
         Event::PvQueuedBudget,
@@ -89,6 +96,8 @@ impl Event {
             Event::PvWaitEarly => "pv_wait_early",
             Event::PvKickUnlock => "pv_kick_unlock",
             Event::PvKickWake => "pv_kick_wake",
+            Event::PvKickNext => "pv_kick_next",
+            Event::PvYieldWait => "pv_yield_wait",
             Event::PvSpuriousWakeup => "pv_spurious_wakeup",
             Event::PvHashHops => "pv_hash_hops",
             Event::PvQueuedBudget => "pv_queued_budget",

@@ -119,12 +119,19 @@ pub(crate) fn leave_queue() {
     QUEUED.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Whether at least `factor` times as many threads wait in pv queues as this process has CPUs
+/// (also used by `Queued`'s yield-wait, with a factor of 2).
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) fn crowded_by(factor: usize) -> bool {
+    QUEUED.load(Ordering::Relaxed) >= factor * crate::backend::cpus()
+}
+
 /// Whether at least as many threads wait in pv queues as this process has CPUs (module docs).
 /// Without `std` (and under loom) there is no way to tell: always.
 fn crowded() -> bool {
     #[cfg(all(feature = "std", not(loom)))]
     {
-        QUEUED.load(Ordering::Relaxed) >= crate::backend::cpus()
+        crowded_by(1)
     }
     #[cfg(not(all(feature = "std", not(loom))))]
     true

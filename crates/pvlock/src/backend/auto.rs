@@ -60,6 +60,11 @@ unsafe impl Backend for Auto {
     /// 0.25-0.37 and throughput +3%; native unchanged. An unconditional early wake cost 10-20%
     /// and much fairness with 2 threads (its kick runs inside the critical section).
     const WAKE_NEXT_EARLY: bool = true;
+    /// On: crowded, the `Queued` waiter next in line waits runnable for up to 1 ms (yielding)
+    /// instead of blocking, so that it takes over as head without a wake-up and a CPU whose
+    /// running thread blocks finds it ready. See the `Queued` module docs, "Yield-wait", for the
+    /// measurements.
+    const YIELD_WAIT: bool = true;
 
     #[cfg(not(loom))]
     #[inline]

@@ -124,6 +124,16 @@ pub unsafe trait Backend: 'static {
     /// wake/sleep cycle when the lock is held long).
     const WAKE_NEXT_EARLY: bool = false;
 
+    /// `Queued`, while the process is crowded (at least
+    /// [`YIELD_WAIT_CROWDING`](crate::queued::YIELD_WAIT_CROWDING) times as many threads queued in
+    /// pv locks as CPUs): the waiter next in line (behind the queue head) waits
+    /// *runnable*, yielding the CPU between checks, for up to
+    /// [`YIELD_WAIT_NS`](crate::queued::YIELD_WAIT_NS) before it blocks, and a new owner wakes
+    /// the waiter that becomes next in line (`true`); or every non-head waiter blocks after its
+    /// spin budget (`false`, the default). Why: see the [`Queued` module docs](crate::queued),
+    /// "Yield-wait". Needs `std`; without it the setting is ignored.
+    const YIELD_WAIT: bool = false;
+
     /// Blocks the owner of `me` while `*ptr == val` and no kick is latched in `me`; may return
     /// spuriously.
     fn wait(me: &Slot, ptr: &AtomicU32, val: u32);
