@@ -772,10 +772,7 @@ impl<B: Backend> Queued<B> {
             }
             // Next in line (our predecessor is the head: it was handed `locked`): wait runnable
             // while crowded (module docs, "Yield-wait"). Relaxed: a heuristic.
-            if B::YIELD_WAIT
-                && prev.locked.load(Ordering::Relaxed) != 0
-                && yield_wait.yield_now::<B>()
-            {
+            if B::YIELD_WAIT && prev.locked.load(Ordering::Relaxed) != 0 && yield_wait.yield_now() {
                 continue;
             }
 
@@ -996,14 +993,15 @@ impl YieldWait {
         }
     }
 
-    /// If this waiter should keep waiting runnable instead of blocking now (the backend asks for
-    /// it, the process is crowded and the waiter has not yet waited [`YIELD_WAIT_NS`]), yields the
-    /// CPU and returns `true`; the caller then checks again.
+    /// If this waiter should keep waiting runnable instead of blocking now (the process is
+    /// crowded and the waiter has not yet waited [`YIELD_WAIT_NS`]), yields the CPU and returns
+    /// `true`; the caller (which checked [`Backend::YIELD_WAIT`]) then checks again. Always
+    /// `false` without `std`.
     #[inline]
-    fn yield_now<B: Backend>(&mut self) -> bool {
+    fn yield_now(&mut self) -> bool {
         #[cfg(all(feature = "std", not(loom)))]
         {
-            if !B::YIELD_WAIT || !steal::crowded_by(YIELD_WAIT_CROWDING) {
+            if !steal::crowded_by(YIELD_WAIT_CROWDING) {
                 return false;
             }
             let now = std::time::Instant::now();
@@ -1018,10 +1016,7 @@ impl YieldWait {
             true
         }
         #[cfg(not(all(feature = "std", not(loom))))]
-        {
-            let _ = B::YIELD_WAIT;
-            false
-        }
+        false
     }
 }
 
