@@ -171,12 +171,13 @@
 //! yield-waiting waiter is a spinning one (`RUNNING`), and waking a waiter early is always safe.
 //!
 //! Measured with `pvlock bench`, A/B alternated, medians of rounds (fast phase of this machine):
-//! `oversub-8x` 0.87-0.90x -> 0.96-0.97x of the fastest peer (5-6 rounds, twice), CPU time /
-//! wall time 1.79-1.80 -> 1.98-1.99, fairness unchanged; `oversub-2x` (4 threads) 0.97-1.01x ->
-//! 1.00x / 0.95x. With the threshold at 1x the CPUs instead of 2x, `oversub-2x` lost 3-5% (0.94x
+//! `oversub-8x` 0.89x -> 0.95x of the fastest peer (12 rounds; four more series of 5-10 rounds:
+//! 0.84-0.91x -> 0.92-0.97x), CPU time / wall time 1.71-1.84 -> 1.98-1.99, fairness unchanged;
+//! `oversub-4x` 0.90x -> 0.95x; `oversub-2x` (4 threads) 0.97-1.01x -> 1.00x / 0.95x. With the threshold at 1x the CPUs instead of 2x, `oversub-2x` lost 3-5% (0.94x
 //! against 0.97x): with only 4 threads a yielding waiter takes CPU time from the few running
 //! ones. The `hashtable` workload (64 bucket locks, 16 threads) 0.97x -> 0.98-0.99x. In the slow
-//! phase (2-3 rounds each) `oversub-8x` measured 0.89-0.91x against 0.98x: not settled.
+//! phase (2-3 rounds per series) `oversub-8x` measured 0.75-0.91x against 0.98-1.20x in three
+//! series, but `std`'s own speed differed up to 2x between those rounds: not settled.
 //! Letting the queue head yield-wait too (instead of hashing itself and blocking) gave the same
 //! gain on one lock but cost the hash table 3% (0.99x -> 0.95-0.96x): a yield-waiting head sets
 //! `pending` each time it runs, stopping stealers, even while the holder is preempted.
