@@ -1315,6 +1315,14 @@ mod loom_tests {
         pub(super) static SLOW_UNLOCKS: Cell<usize> = const { Cell::new(0) };
     }
 
+    /// The head models' coverage check: some iteration took the SLOW unlock path.
+    fn assert_reached_slow_unlock() {
+        assert!(
+            SLOW_UNLOCKS.with(Cell::get) > 0,
+            "the model never reached the SLOW unlock"
+        );
+    }
+
     /// The holder yields this often inside the critical section in the head models.
     const HEAD_CS_YIELDS: usize = 2;
 
@@ -1447,10 +1455,7 @@ mod loom_tests {
     #[test]
     fn loom_queued_head_hash_slow() {
         model::<true, false>(2, 1, 4, HEAD_CS_YIELDS);
-        assert!(
-            SLOW_UNLOCKS.with(Cell::get) > 0,
-            "the model never reached the SLOW unlock"
-        );
+        assert_reached_slow_unlock();
     }
 
     /// (2b) Two rounds each: the first unlocker comes back and steals while the head sleeps, so
@@ -1459,10 +1464,7 @@ mod loom_tests {
     #[test]
     fn loom_queued_head_rehash_after_steal() {
         model::<true, false>(2, 2, 3, HEAD_CS_YIELDS);
-        assert!(
-            SLOW_UNLOCKS.with(Cell::get) > 0,
-            "the model never reached the SLOW unlock"
-        );
+        assert_reached_slow_unlock();
     }
 
     /// (3) The native protocol with two threads: the pending path (`0,1,1 -> 0,1,0 -> 0,0,1`).
