@@ -226,10 +226,11 @@ pub fn release(s: &'static Slot) {
     claims().words[index / 64].fetch_and(!(1 << (index % 64)), Ordering::Release);
 }
 
-/// How many slots are claimed now.
+/// How many slots are claimed now (threads alive that have waited for a pvlock lock).
 pub fn claimed() -> usize {
-    claims()
-        .words
+    // Only the words below the high-water mark can have bits set: one word for up to 64 threads.
+    let words = high_water().div_ceil(64);
+    claims().words[..words]
         .iter()
         .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
         .sum()

@@ -21,6 +21,7 @@
 //! | `pv_kick_wake` | the `Queued` new owner kicked its successor at once |
 //! | `pv_kick_next` | the `Queued` new owner woke the waiter behind the new head, to wait runnable (crowded, `Backend::YIELD_WAIT`) |
 //! | `pv_yield_wait` | a `Queued` waiter next in line waited runnable, yielding, instead of blocking (once per wait) |
+//! | `pv_spin_yield` | a `Queued` stealer yielded the CPU between two reads of the lock (few threads, `Backend::YIELD_WAIT`) |
 //! | `pv_spurious_wakeup` | a wait returned without the awaited change |
 //! | `pv_hash_hops` | extra probes in the `Queued` lock-to-node hash table |
 //! | `pv_queued_budget` | `Queued` pv: joined the queue because its [steal budget](crate::steal) was spent |
@@ -28,8 +29,8 @@
 //! | `pv_queued_spin` | `Queued` pv: joined the queue because the lock stayed held for the whole spin budget |
 //! | `pv_queued_ns` | `Queued` pv: nanoseconds spent in queues, summed over threads (with `std`) |
 //!
-//! `pv_kick_next`, `pv_yield_wait` and the last four are pvlock's own (the kernel has neither
-//! yield-waiting nor a steal budget to run out of). The last four say where
+//! `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield` and the last four are pvlock's own (the
+//! kernel has neither yielding waiters nor a steal budget to run out of). The last four say where
 //! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
 //! a time, so `pv_queued_ns` divided by the threads' total time is the share of them that is out
 //! of the game, and divided by the three `pv_queued_*` counts the mean stay in the queue.
@@ -52,6 +53,7 @@ pub enum Event {
     PvKickWake,
     PvKickNext,
     PvYieldWait,
+    PvSpinYield,
     PvSpuriousWakeup,
     PvHashHops,
     PvQueuedBudget,
@@ -62,7 +64,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 18] = [
+    pub const ALL: [Event; 19] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
@@ -75,6 +77,7 @@ impl Event {
         Event::PvKickWake,
         Event::PvKickNext,
         Event::PvYieldWait,
+        Event::PvSpinYield,
         Event::PvSpuriousWakeup,
         Event::PvHashHops,
         Event::PvQueuedBudget,
@@ -98,6 +101,7 @@ impl Event {
             Event::PvKickWake => "pv_kick_wake",
             Event::PvKickNext => "pv_kick_next",
             Event::PvYieldWait => "pv_yield_wait",
+            Event::PvSpinYield => "pv_spin_yield",
             Event::PvSpuriousWakeup => "pv_spurious_wakeup",
             Event::PvHashHops => "pv_hash_hops",
             Event::PvQueuedBudget => "pv_queued_budget",

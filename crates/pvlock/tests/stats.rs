@@ -12,27 +12,30 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A waiter that finds the lock held for longer than its spin budget joins the queue for that
 /// reason, and its time in the queue is counted: most of its wait in `lock()` (all but the spin
-/// budget, 10 us), never more.
+/// budget), never more. The budget is kept below one saturated backoff round (64 reads), so the
+/// waiter does not yield while it spins: on a loaded machine each yield may last a time slice.
 #[test]
 fn queue_entry_and_time_are_counted() {
     const HOLD: Duration = Duration::from_millis(30);
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let m = pvlock::Mutex::new(0u64);
     let before = snapshot();
-    let wait = std::thread::scope(|s| {
-        let g = m.lock();
-        let (tx, rx) = mpsc::channel();
-        let m = &m;
-        let waiter = s.spawn(move || {
-            tx.send(()).unwrap();
-            let t0 = Instant::now();
-            *m.lock() += 1;
-            t0.elapsed()
-        });
-        rx.recv().unwrap();
-        std::thread::sleep(HOLD);
-        drop(g);
-        waiter.join().unwrap()
+    let wait = with_spin_budget(100, || {
+        std::thread::scope(|s| {
+            let g = m.lock();
+            let (tx, rx) = mpsc::channel();
+            let m = &m;
+            let waiter = s.spawn(move || {
+                tx.send(()).unwrap();
+                let t0 = Instant::now();
+                *m.lock() += 1;
+                t0.elapsed()
+            });
+            rx.recv().unwrap();
+            std::thread::sleep(HOLD);
+            drop(g);
+            waiter.join().unwrap()
+        })
     });
     let d = snapshot().since(&before);
     assert_eq!(*m.lock(), 1);
@@ -76,5 +79,103 @@ fn crowded_next_in_line_yield_waits() {
     assert!(
         d.get(Event::PvYieldWait) > 0,
         "no yield-wait while crowded: {d:?}"
+    );
+}
+
+/// One waiter for a `pvlock::Mutex` held for 20 ms (to the waiter, a holder preempted by another
+/// process's thread looks the same): returns how often it yielded while it spun (`pv_spin_yield`).
+fn wait_behind_long_hold() -> u64 {
+    const HOLD: Duration = Duration::from_millis(20);
+    let m = pvlock::Mutex::new(0u64);
+    let before = snapshot();
+    std::thread::scope(|s| {
+        let g = m.lock();
+        let (tx, rx) = mpsc::channel();
+        let m = &m;
+        let waiter = s.spawn(move || {
+            tx.send(()).unwrap();
+            *m.lock() += 1;
+        });
+        rx.recv().unwrap();
+        std::thread::sleep(HOLD);
+        drop(g);
+        waiter.join().unwrap();
+    });
+    assert_eq!(*m.lock(), 1);
+    snapshot().since(&before).get(Event::PvSpinYield)
+}
+
+/// Runs `f` with a spin budget of `iterations`, then restores the one before.
+fn with_spin_budget<T>(iterations: u32, f: impl FnOnce() -> T) -> T {
+    let old = pvlock::budget::iterations();
+    pvlock::budget::set_iterations(iterations);
+    let r = f();
+    pvlock::budget::set_iterations(old);
+    r
+}
+
+/// A spin budget long enough for a stealer's backoff to saturate many times.
+const LONG_SPIN: u32 = 1 << 14;
+
+/// With no more waiting threads than CPUs, a stealer whose backoff has saturated yields the CPU
+/// between its reads of the lock (`Backend::YIELD_WAIT`, on for `Auto`): "Yielding stealers" in
+/// the `Queued` module docs.
+#[test]
+fn few_threads_stealer_yields() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Threads of earlier tests give their waiter slots back when they exit, which may be just
+    // after they were joined.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pvlock::registry::claimed() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let yields = with_spin_budget(LONG_SPIN, wait_behind_long_hold);
+    assert!(yields > 0, "a lone stealer did not yield");
+}
+
+/// With more threads that wait for pvlock locks than CPUs (here: parked, each holding the waiter
+/// slot it claimed when it waited once), stealers only spin: the queue and its steal budget are in
+/// charge then (the yields cost `oversub-8x` fairness).
+#[test]
+fn crowded_process_stealer_does_not_yield() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let extra = (cpus + 1).min(256);
+    let gate = pvlock::Mutex::new(());
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let stop_rx = std::sync::Mutex::new(stop_rx);
+    let yields = std::thread::scope(|s| {
+        let held = gate.lock();
+        for _ in 0..extra {
+            let ready_tx = ready_tx.clone();
+            let (gate, stop_rx) = (&gate, &stop_rx);
+            s.spawn(move || {
+                // Waits for `gate` (claims a waiter slot), then stays alive until told to stop.
+                drop(gate.lock());
+                ready_tx.send(()).unwrap();
+                let _ = stop_rx.lock().unwrap().recv();
+            });
+        }
+        // Keep `gate` until they all wait for it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pvlock::registry::claimed() < extra && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(held);
+        for _ in 0..extra {
+            ready_rx.recv().unwrap();
+        }
+        assert!(
+            pvlock::registry::claimed() > cpus,
+            "the parked threads hold no slots"
+        );
+        let yields = with_spin_budget(LONG_SPIN, wait_behind_long_hold);
+        drop(stop_tx);
+        yields
+    });
+    assert_eq!(
+        yields, 0,
+        "a stealer yielded with more waiting threads than CPUs"
     );
 }

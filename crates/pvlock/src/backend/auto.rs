@@ -62,8 +62,10 @@ unsafe impl Backend for Auto {
     const WAKE_NEXT_EARLY: bool = true;
     /// On: crowded, the `Queued` waiter next in line waits runnable for up to 1 ms (yielding)
     /// instead of blocking, so that it takes over as head without a wake-up and a CPU whose
-    /// running thread blocks finds it ready. See the `Queued` module docs, "Yield-wait", for the
-    /// measurements.
+    /// running thread blocks finds it ready; and with no more waiting threads than CPUs, a
+    /// `Queued` stealer yields between reads once its backoff saturates, so that CPU hogs of other
+    /// processes take turns with the lock's threads instead of being spun against. See the
+    /// `Queued` module docs, "Yield-wait" and "Yielding stealers", for the measurements.
     const YIELD_WAIT: bool = true;
 
     #[cfg(not(loom))]

@@ -129,9 +129,11 @@ pub unsafe trait Backend: 'static {
     /// pv locks as CPUs): the waiter next in line (behind the queue head) waits
     /// *runnable*, yielding the CPU between checks, for up to
     /// [`YIELD_WAIT_NS`](crate::queued::YIELD_WAIT_NS) before it blocks, and a new owner wakes
-    /// the waiter that becomes next in line (`true`); or every non-head waiter blocks after its
-    /// spin budget (`false`, the default). Why: see the [`Queued` module docs](crate::queued),
-    /// "Yield-wait". Needs `std`; without it the setting is ignored.
+    /// the waiter that becomes next in line; and while no more threads wait for pvlock locks than
+    /// there are CPUs, a stealer whose backoff has saturated yields the CPU between its reads of
+    /// the lock (`true`). Or every non-head waiter blocks after its spin budget and stealers only
+    /// spin (`false`, the default). Why: see the [`Queued` module docs](crate::queued),
+    /// "Yield-wait" and "Yielding stealers". Needs `std`; without it the setting is ignored.
     const YIELD_WAIT: bool = false;
 
     /// Blocks the owner of `me` while `*ptr == val` and no kick is latched in `me`; may return
