@@ -46,7 +46,7 @@
 //!
 //! Two process-wide budgets shape the pv slow path, both in time, both with defaults measured on
 //! the whole benchmark matrix: the [spin budget](budget) (how long a waiter spins before it
-//! blocks, 10 µs, `PVLOCK_SPIN_NS`) and the [steal budget](steal) (how many times a running thread
+//! blocks, 40 µs, `PVLOCK_SPIN_NS`) and the [steal budget](steal) (how many times a running thread
 //! may take a `Queued` lock past queued waiters before it must queue itself, 4096 when the process
 //! is crowded, `PVLOCK_STEALS`).
 //!

@@ -55,8 +55,8 @@ pub(crate) fn hammer<L: RawLock + core::fmt::Debug>(
 }
 
 /// The blocking-backend tests every lock module runs, over that module's `hammer::<B>(threads,
-/// iters, hold)`: 8 threads with Futex (Linux), Park and Auto, and 30 µs holds (past the default
-/// 10 µs spin budget) so that waiters really block and must be kicked.
+/// iters, hold)`: 8 threads with Futex (Linux), Park and Auto, and 100 µs holds (past the default
+/// 40 µs spin budget) so that waiters really block and must be kicked.
 macro_rules! blocking_backend_tests {
     ($iters:expr) => {
         #[cfg(target_os = "linux")]
@@ -77,7 +77,7 @@ macro_rules! blocking_backend_tests {
 
         #[test]
         fn blocking_waiters_are_kicked() {
-            let hold = std::time::Duration::from_micros(30);
+            let hold = std::time::Duration::from_micros(100);
             #[cfg(target_os = "linux")]
             hammer::<crate::backend::Futex>(4, 200, hold);
             hammer::<crate::backend::Park>(4, 200, hold);
