@@ -191,13 +191,13 @@
 //! yet the holder does not run: another process's thread (a CPU hog, a noisy neighbour) preempted
 //! it. A stealer that spins then burns the CPU time the scheduler would give it anyway, while the
 //! thread it keeps off that CPU waits; and once its spin budget runs out it blocks and needs a
-//! wake-up. So, once its backoff has saturated (64 `PAUSE`s between reads),
-//! the stealer yields the CPU after each round of it (parking_lot's `SpinWait` yields likewise):
-//! the other thread runs now, the stealer's share of the CPU comes back later, and the workers
-//! of the lock end up taking turns with the hogs instead of spinning against them. The spin
-//! budget still counts only the `PAUSE`s, so a stealer yields about budget / 64 times (some 25
-//! with the default budget on this machine) and then queues. With more waiting threads than CPUs the queue and its steal budget are in charge and
-//! stealers do not yield.
+//! wake-up. So, once its backoff has saturated (64 `PAUSE`s between reads), the stealer yields
+//! the CPU after each round of it (parking_lot's `SpinWait` yields likewise): the other thread
+//! runs now, the stealer's share of the CPU comes back later, and the workers of the lock end up
+//! taking turns with the hogs instead of spinning against them. The spin budget still counts
+//! only the `PAUSE`s, so a stealer yields about budget / 64 times (some 25 with the default
+//! budget on this machine) and then queues. With more waiting threads than CPUs the queue and its
+//! steal budget are in charge and stealers do not yield.
 //!
 //! Measured with `pvlock bench`, A/B alternated, medians of rounds: `noisy` (2 threads and 2
 //! CPU-hog processes on 2 CPUs) 0.51x -> 0.95x and 0.68x -> 0.95x of the fastest peer (5 and 6
@@ -207,7 +207,7 @@
 //! series, fairness within its noise, 0.81 / 0.83 and 0.80 / 0.76). Gated instead by "this lock
 //! has no queue" or by the queued-thread count, the yields cost `oversub-8x` fairness
 //! (0.85-0.88 -> 0.78-0.82). In vmlab (4 and 8 guest threads on 8 vCPUs, so the yields are on)
-//! two series of 4 guest runs each measured 0.86x / 0.92x against 0.87x / 0.85x at 4 threads and
+//! two series of 3-4 guest runs each measured 0.86x / 0.92x against 0.87x / 0.85x at 4 threads and
 //! 0.79x / 0.85x against 0.88x / 0.82x at 8: within the guest's noise.
 //!
 //! # Deviations from the kernel
@@ -1058,7 +1058,7 @@ impl YieldWait {
 #[inline]
 fn spin_yield() {
     #[cfg(all(feature = "std", not(loom)))]
-    if crate::registry::claimed() <= crate::backend::cpus() {
+    if registry::claimed() <= crate::backend::cpus() {
         count(Event::PvSpinYield);
         std::thread::yield_now();
     }

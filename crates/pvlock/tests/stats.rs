@@ -1,14 +1,48 @@
-//! The `stats` feature's queue accounting (`pv_queued_*`), run with
-//! `cargo test -p pvlock --features stats --test stats`.
+//! What the `stats` feature counts: queue accounting (`pv_queued_*`) and the yields of `Queued`
+//! waiters; run with `cargo test -p pvlock --features stats --test stats`.
 #![cfg(all(feature = "stats", feature = "std"))]
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pvlock::stats::{snapshot, Event};
+use pvlock::stats::{snapshot, Event, Snapshot};
 
 /// The counters are process-wide: the tests of this file take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One waiter for a `pvlock::Mutex` held for `hold` (to the waiter, a holder preempted by another
+/// process's thread looks the same): how long its `lock()` took, and the lock events meanwhile.
+fn wait_behind_hold(hold: Duration) -> (Duration, Snapshot) {
+    let m = pvlock::Mutex::new(0u64);
+    let before = snapshot();
+    let wait = std::thread::scope(|s| {
+        let g = m.lock();
+        let (tx, rx) = mpsc::channel();
+        let m = &m;
+        let waiter = s.spawn(move || {
+            tx.send(()).unwrap();
+            let t0 = Instant::now();
+            *m.lock() += 1;
+            t0.elapsed()
+        });
+        rx.recv().unwrap();
+        std::thread::sleep(hold);
+        drop(g);
+        waiter.join().unwrap()
+    });
+    let d = snapshot().since(&before);
+    assert_eq!(*m.lock(), 1);
+    (wait, d)
+}
+
+/// Runs `f` with a spin budget of `iterations`, then restores the one before.
+fn with_spin_budget<T>(iterations: u32, f: impl FnOnce() -> T) -> T {
+    let old = pvlock::budget::iterations();
+    pvlock::budget::set_iterations(iterations);
+    let r = f();
+    pvlock::budget::set_iterations(old);
+    r
+}
 
 /// A waiter that finds the lock held for longer than its spin budget joins the queue for that
 /// reason, and its time in the queue is counted: most of its wait in `lock()` (all but the spin
@@ -16,29 +50,8 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// waiter does not yield while it spins: on a loaded machine each yield may last a time slice.
 #[test]
 fn queue_entry_and_time_are_counted() {
-    const HOLD: Duration = Duration::from_millis(30);
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let m = pvlock::Mutex::new(0u64);
-    let before = snapshot();
-    let wait = with_spin_budget(100, || {
-        std::thread::scope(|s| {
-            let g = m.lock();
-            let (tx, rx) = mpsc::channel();
-            let m = &m;
-            let waiter = s.spawn(move || {
-                tx.send(()).unwrap();
-                let t0 = Instant::now();
-                *m.lock() += 1;
-                t0.elapsed()
-            });
-            rx.recv().unwrap();
-            std::thread::sleep(HOLD);
-            drop(g);
-            waiter.join().unwrap()
-        })
-    });
-    let d = snapshot().since(&before);
-    assert_eq!(*m.lock(), 1);
+    let (wait, d) = with_spin_budget(100, || wait_behind_hold(Duration::from_millis(30)));
     // The lock was held, with nobody queued and no head spinning, for far longer than the spin
     // budget: the waiter queued because its spin budget ran out, not for another reason.
     assert_eq!(d.get(Event::PvQueuedSpin), 1, "{d:?}");
@@ -82,36 +95,11 @@ fn crowded_next_in_line_yield_waits() {
     );
 }
 
-/// One waiter for a `pvlock::Mutex` held for 20 ms (to the waiter, a holder preempted by another
-/// process's thread looks the same): returns how often it yielded while it spun (`pv_spin_yield`).
-fn wait_behind_long_hold() -> u64 {
-    const HOLD: Duration = Duration::from_millis(20);
-    let m = pvlock::Mutex::new(0u64);
-    let before = snapshot();
-    std::thread::scope(|s| {
-        let g = m.lock();
-        let (tx, rx) = mpsc::channel();
-        let m = &m;
-        let waiter = s.spawn(move || {
-            tx.send(()).unwrap();
-            *m.lock() += 1;
-        });
-        rx.recv().unwrap();
-        std::thread::sleep(HOLD);
-        drop(g);
-        waiter.join().unwrap();
-    });
-    assert_eq!(*m.lock(), 1);
-    snapshot().since(&before).get(Event::PvSpinYield)
-}
-
-/// Runs `f` with a spin budget of `iterations`, then restores the one before.
-fn with_spin_budget<T>(iterations: u32, f: impl FnOnce() -> T) -> T {
-    let old = pvlock::budget::iterations();
-    pvlock::budget::set_iterations(iterations);
-    let r = f();
-    pvlock::budget::set_iterations(old);
-    r
+/// How often a lone waiter for a lock held 20 ms yielded while it spun (`pv_spin_yield`).
+fn yields_behind_long_hold() -> u64 {
+    wait_behind_hold(Duration::from_millis(20))
+        .1
+        .get(Event::PvSpinYield)
 }
 
 /// A spin budget long enough for a stealer's backoff to saturate many times.
@@ -129,7 +117,7 @@ fn few_threads_stealer_yields() {
     while pvlock::registry::claimed() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let yields = with_spin_budget(LONG_SPIN, wait_behind_long_hold);
+    let yields = with_spin_budget(LONG_SPIN, yields_behind_long_hold);
     assert!(yields > 0, "a lone stealer did not yield");
 }
 
@@ -170,7 +158,7 @@ fn crowded_process_stealer_does_not_yield() {
             pvlock::registry::claimed() > cpus,
             "the parked threads hold no slots"
         );
-        let yields = with_spin_budget(LONG_SPIN, wait_behind_long_hold);
+        let yields = with_spin_budget(LONG_SPIN, yields_behind_long_hold);
         drop(stop_tx);
         yields
     });
