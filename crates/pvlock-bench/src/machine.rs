@@ -28,6 +28,13 @@ pub struct Machine {
     pub clock: String,
     #[serde(default)]
     pub hostname: String,
+    /// pvlock's calibrated cost of 1024 spin-loop iterations (`PAUSE` + load), in ns; 0 in files
+    /// written before it was recorded.
+    #[serde(default)]
+    pub spin_ns_per_1k: u32,
+    /// pvlock's spin budget in force, in spin-loop iterations (0: not recorded).
+    #[serde(default)]
+    pub spin_budget_iterations: u32,
 }
 
 impl Machine {
@@ -57,6 +64,8 @@ impl Machine {
             date: utc_now(),
             clock: clock.to_string(),
             hostname: read("/proc/sys/kernel/hostname"),
+            spin_ns_per_1k: pvlock::budget::ns_per_1k_iterations(),
+            spin_budget_iterations: pvlock::budget::iterations(),
         }
     }
 }

@@ -373,6 +373,15 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
         2 * p.ncs,
         p.latency_sample_every
     )?;
+    if m.spin_ns_per_1k > 0 {
+        writeln!(
+            w,
+            "pvlock spin budget: {} spin iterations of {:.1} ns (PAUSE + load, calibrated at start-up) = {}.",
+            m.spin_budget_iterations,
+            f64::from(m.spin_ns_per_1k) / 1024.0,
+            dur_ns(f64::from(m.spin_budget_iterations) * f64::from(m.spin_ns_per_1k) / 1024.0),
+        )?;
+    }
     writeln!(w, "{LEGEND}")?;
     for (k, rows) in groups(&doc.results) {
         writeln!(w)?;

@@ -177,6 +177,12 @@ fn short_bench_writes_json_plots_and_report_rerenders() {
     ] {
         assert!(!m[f].is_null(), "machine.{f} missing");
     }
+    // The calibrated spin budget is recorded and printed: it differs by machine (a PAUSE costs
+    // ~30 ns on the development host and ~165 ns in a TCG guest).
+    for f in ["spin_ns_per_1k", "spin_budget_iterations"] {
+        assert!(m[f].as_u64().unwrap_or(0) > 0, "machine.{f} missing or 0");
+    }
+    assert!(stdout.contains("pvlock spin budget: "), "{stdout}");
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 3 * 3 * 3, "scenarios x workloads x locks");
     let fields = [
