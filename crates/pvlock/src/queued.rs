@@ -77,6 +77,8 @@
 //!  steal budget:    a steal past queued waiters (tail != 0), inline or at slowpath entry, is
 //!                   allowed only within the thread's steal budget (crate::steal): after it the
 //!                   thread queues; the budget restarts when it takes the lock as queue head
+//!  spun out:        a waiter that queued because its slowpath-entry spin ran out its budget
+//!                   skips the first spin below, as queued node and as head ("Spun out")
 //!  queued node:     spin, then state RUNNING -> HALTED, wait(state == HALTED)   (pv_wait_node);
 //!                   crowded with `B::YIELD_WAIT`, the next in line (prev.locked == 1) yields
 //!                   instead, for up to YIELD_WAIT_NS ("Yield-wait" below)
@@ -209,6 +211,33 @@
 //! (0.85-0.88 -> 0.78-0.82). In vmlab (4 and 8 guest threads on 8 vCPUs, so the yields are on)
 //! two series of 3-4 guest runs each measured 0.86x / 0.92x against 0.87x / 0.85x at 4 threads and
 //! 0.79x / 0.85x against 0.88x / 0.82x at 8: within the guest's noise.
+//!
+//! # Spun out
+//!
+//! A waiter that joins the queue because its slowpath-entry spin ran out its budget
+//! (`steal_hybrid`, stats event `pv_queued_spin`) has just watched the lock stay held for a whole
+//! spin budget: its holder is most likely preempted, or the lock's hold times are long. Spinning
+//! again in the queue would burn another budget on a CPU that the holder (a preempted vCPU, a
+//! descheduled thread) is waiting for. So its first round in `wait_node` does not spin (one check
+//! of `locked`, then it blocks or, next in line and crowded, yield-waits), nor does its first
+//! round as head (`wait_head_or_lock`: one trylock with pending set, then it hashes itself and
+//! blocks). Both still take every protocol step, with a budget of 0 and without counting as a
+//! spinner of the backend (`spin_start` / `spin_end` are not called for the skipped round). Once
+//! kicked, a round spins as usual: the kick means the lock is moving. The kernel spins each phase
+//! in full (`pv_wait_node`, `pv_wait_head_or_lock`), but its entry loop
+//! (`pv_hybrid_queued_unfair_trylock`) stops at once when nobody is queued, so a waiter behind a
+//! lone holder spins one budget, as head, before it blocks; ours also spins at entry with no
+//! queue (see `steal_hybrid`), and without this rule would spin two budgets.
+//!
+//! Measured with `pvlock bench`, A/B alternated, medians of rounds: in vmlab (native, 4 and 8
+//! guest threads on 8 vCPUs, two series of 8 guest runs, 3 rounds each) 0.97x / 0.97x of the best
+//! peer both at 4 threads and 0.95x / 0.97x -> 0.98x / 0.99x at 8 (against `byte-auto`, the same
+//! backend without a queue: 0.94x -> 0.96x / 0.99x at 4, 0.99x -> 1.01x / 1.02x at 8); on the
+//! host `noisy` 0.93x / 0.96x -> 1.03x / 0.98x (6 and 8 rounds), `oversub-8x` 0.90x / 0.82x ->
+//! 0.88x / 0.92x (8 and 10 rounds), `native` within noise (1.00x / 0.98x / 0.99x against
+//! 0.98x / 1.02x / 1.04x, three series), the hash table's `oversub-8x` 0.95x both. An earlier
+//! series on another host (AMD EPYC; a guest `PAUSE` + load there cost ~160 ns, here 266 ns)
+//! measured 0.84x / 0.81x -> 0.91x / 0.87x in vmlab.
 //!
 //! # Deviations from the kernel
 //!
@@ -538,13 +567,19 @@ impl<B: Backend> Queued<B> {
 
         // One more try before queueing (pv: steal while the head is not spinning, bounded: see
         // `steal_hybrid`; pending means the head is spinning and must not be starved).
+        // Whether our stealer spin ran out its budget with the lock held throughout: then we skip
+        // the first spin in the queue (module docs, "Spun out").
+        let mut spun_out = false;
         if B::BLOCKING {
             match self.steal_hybrid(node) {
                 Ok(()) => {
                     count(Event::PvLockStealing);
                     return;
                 }
-                Err(why) => count(why),
+                Err(why) => {
+                    spun_out = why == Event::PvQueuedSpin;
+                    count(why);
+                }
             }
         } else if self.try_lock() {
             return;
@@ -562,7 +597,7 @@ impl<B: Backend> Queued<B> {
             // read the link with Acquire, writes our `locked`/`state`.
             prev.next.store(tail >> TAIL_SHIFT, Ordering::Release);
             if B::BLOCKING {
-                self.wait_node(node, prev);
+                self.wait_node(node, prev, spun_out);
             }
             // Acquire: pairs with the predecessor's Release hand-over; we are the head now.
             while node.locked.load(Ordering::Acquire) == 0 {
@@ -574,7 +609,7 @@ impl<B: Backend> Queued<B> {
         let mut val = if B::BLOCKING {
             // Returns with the lock held (locked byte LOCKED; SLOW is impossible here: no next
             // head is designated yet, and our own entry, if any, is gone).
-            self.wait_head_or_lock(node);
+            self.wait_head_or_lock(node, spun_out);
             // Through the queue: our steal budget starts again.
             steal::leave_queue();
             steal::restart(node);
@@ -775,10 +810,14 @@ impl<B: Backend> Queued<B> {
 
     /// `pv_wait_node`: a queued (non-head) waiter spins on its `locked` flag, then blocks.
     #[cold]
-    fn wait_node(&self, me: &Slot, prev: &Slot) {
+    ///
+    /// `spun_out`: our stealer spin ran out its budget; the first round does not spin (module
+    /// docs, "Spun out").
+    fn wait_node(&self, me: &Slot, prev: &Slot, spun_out: bool) {
         let mut yield_wait = YieldWait::new();
+        let mut skip_spin = spun_out;
         loop {
-            let budget = B::spin_start();
+            let budget = if skip_spin { 0 } else { B::spin_start() };
             let mut early = false;
             let mut i = 0u32;
             let granted = loop {
@@ -798,7 +837,12 @@ impl<B: Backend> Queued<B> {
                 i += 1;
                 spin_loop();
             };
-            B::spin_end();
+            if skip_spin {
+                count(Event::PvSpinSkip);
+            } else {
+                B::spin_end();
+            }
+            skip_spin = false;
             if granted {
                 return;
             }
@@ -891,7 +935,10 @@ impl<B: Backend> Queued<B> {
     /// `pv_wait_head_or_lock`: the queue head spins for the lock with pending set (no stealing),
     /// then hashes itself, sets SLOW and blocks until the unlock kicks it. Returns with the lock.
     #[cold]
-    fn wait_head_or_lock(&self, me: &Slot) {
+    ///
+    /// `spun_out`: our stealer spin ran out its budget; the first round only tries once (module
+    /// docs, "Spun out").
+    fn wait_head_or_lock(&self, me: &Slot, spun_out: bool) {
         let addr = self.addr();
         // Hashed by our predecessor's `kick_node`? Then it set (or will set) SLOW for us.
         // Relaxed: our own last RMW on `state` (in `wait_node`) read it.
@@ -900,6 +947,7 @@ impl<B: Backend> Queued<B> {
         // SLOW prove the unlock removed our entry (module docs, "Re-hashing").
         let mut slow_seen = false;
         let mut waits = 0u32;
+        let mut skip_spin = spun_out;
         loop {
             // For the wait-early check of our successor. Relaxed: a heuristic.
             me.state.store(RUNNING, Ordering::Relaxed);
@@ -910,7 +958,11 @@ impl<B: Backend> Queued<B> {
             // control says "block at once" (Auto under oversubscription): it is the one waiter
             // whose spinning keeps the lock moving, since pending forbids stealing. Without this
             // a kicked head re-blocks at once and running threads starve the queue.
-            let budget = B::spin_start().max(crate::budget::iterations());
+            let budget = if skip_spin {
+                0
+            } else {
+                B::spin_start().max(crate::budget::iterations())
+            };
             let mut i = 0u32;
             let got = loop {
                 match self.trylock_clear_pending() {
@@ -923,7 +975,12 @@ impl<B: Backend> Queued<B> {
                 i += 1;
                 spin_loop();
             };
-            B::spin_end();
+            if skip_spin {
+                count(Event::PvSpinSkip);
+            } else {
+                B::spin_end();
+            }
+            skip_spin = false;
             if got {
                 return;
             }
@@ -1340,8 +1397,8 @@ mod tests {
 /// Loom models of the protocol. Under loom the spin budget is one iteration, so waiters block at
 /// once. Run with
 /// `RUSTFLAGS="--cfg loom" cargo test -p pvlock --release --lib queued::loom`;
-/// each model sets its own preemption bound (given at the model; all four take about 10 s
-/// together); an explicit `LOOM_MAX_PREEMPTIONS` overrides it. With `--release` the
+/// each model sets its own preemption bound (given at the model; the crate's nine loom tests take
+/// 2-6 minutes on this 2-CPU machine); an explicit `LOOM_MAX_PREEMPTIONS` overrides it. With `--release` the
 /// `debug_assert!`s of the protocol are off; add `CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true`
 /// to check them too.
 #[cfg(all(test, loom))]

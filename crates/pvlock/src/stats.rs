@@ -22,6 +22,7 @@
 //! | `pv_kick_next` | the `Queued` new owner woke the waiter behind the new head, to wait runnable (crowded, `Backend::YIELD_WAIT`) |
 //! | `pv_yield_wait` | a `Queued` waiter next in line waited runnable, yielding, instead of blocking (once per wait) |
 //! | `pv_spin_yield` | a `Queued` stealer yielded the CPU between two reads of the lock (few threads, `Backend::YIELD_WAIT`) |
+//! | `pv_spin_skip` | a `Queued` waiter that joined the queue because its stealer spin ran out skipped a spin phase (once as a queued waiter, once as head, at most) |
 //! | `pv_spurious_wakeup` | a wait returned without the awaited change |
 //! | `pv_hash_hops` | extra probes in the `Queued` lock-to-node hash table |
 //! | `pv_queued_budget` | `Queued` pv: joined the queue because its [steal budget](crate::steal) was spent |
@@ -29,7 +30,7 @@
 //! | `pv_queued_spin` | `Queued` pv: joined the queue because the lock stayed held for the whole spin budget |
 //! | `pv_queued_ns` | `Queued` pv: nanoseconds spent in queues, summed over threads (with `std`) |
 //!
-//! `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield` and the last four are pvlock's own (the
+//! `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield`, `pv_spin_skip` and the last four are pvlock's own (the
 //! kernel has neither yielding waiters nor a steal budget to run out of). The last four say where
 //! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
 //! a time, so `pv_queued_ns` divided by the threads' total time is the share of them that is out
@@ -54,6 +55,7 @@ pub enum Event {
     PvKickNext,
     PvYieldWait,
     PvSpinYield,
+    PvSpinSkip,
     PvSpuriousWakeup,
     PvHashHops,
     PvQueuedBudget,
@@ -64,7 +66,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 19] = [
+    pub const ALL: [Event; 20] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
@@ -78,6 +80,7 @@ impl Event {
         Event::PvKickNext,
         Event::PvYieldWait,
         Event::PvSpinYield,
+        Event::PvSpinSkip,
         Event::PvSpuriousWakeup,
         Event::PvHashHops,
         Event::PvQueuedBudget,
@@ -102,6 +105,7 @@ impl Event {
             Event::PvKickNext => "pv_kick_next",
             Event::PvYieldWait => "pv_yield_wait",
             Event::PvSpinYield => "pv_spin_yield",
+            Event::PvSpinSkip => "pv_spin_skip",
             Event::PvSpuriousWakeup => "pv_spurious_wakeup",
             Event::PvHashHops => "pv_hash_hops",
             Event::PvQueuedBudget => "pv_queued_budget",

@@ -62,6 +62,23 @@ fn queue_entry_and_time_are_counted() {
     assert!(queued >= wait / 2, "queued {queued:?}, waited {wait:?}");
 }
 
+/// A waiter whose spin ran out its budget with the lock held throughout does not spin again as
+/// the queue's head: its first round there only tries once, then it blocks ("Spun out" in the
+/// `Queued` module docs). It still gets the lock when the holder lets go.
+#[test]
+fn spun_out_waiter_blocks_without_spinning_again() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, d) = with_spin_budget(100, || wait_behind_hold(Duration::from_millis(30)));
+    assert_eq!(d.get(Event::PvQueuedSpin), 1, "{d:?}");
+    // Alone in the queue, it was head at once: one skipped spin, then it blocked as head.
+    assert_eq!(d.get(Event::PvSpinSkip), 1, "{d:?}");
+    assert!(d.get(Event::PvWaitHead) >= 1, "{d:?}");
+    // Queued for another reason (here none: it got the lock by spinning), nothing is skipped.
+    let (_, d) = with_spin_budget(1 << 20, || wait_behind_hold(Duration::from_millis(1)));
+    assert_eq!(d.get(Event::PvQueuedSpin), 0, "{d:?}");
+    assert_eq!(d.get(Event::PvSpinSkip), 0, "{d:?}");
+}
+
 /// Crowded (8 threads per CPU on one `pvlock::Mutex`), waiters next in line yield-wait instead of
 /// blocking (`Backend::YIELD_WAIT`, on for `Auto`), and mutual exclusion holds (exact total).
 #[test]
