@@ -230,13 +230,13 @@
 //! queue (see `steal_hybrid`), and without this rule would spin two budgets.
 //!
 //! Measured with `pvlock bench`, A/B alternated, medians of rounds: in vmlab (native, 4 and 8
-//! guest threads on 8 vCPUs, two series of 8 guest runs, 3 rounds each) 0.97x / 0.97x of the best
-//! peer both at 4 threads and 0.95x / 0.97x -> 0.98x / 0.99x at 8 (against `byte-auto`, the same
-//! backend without a queue: 0.94x -> 0.96x / 0.99x at 4, 0.99x -> 1.01x / 1.02x at 8); on the
-//! host `noisy` 0.93x / 0.96x -> 1.03x / 0.98x (6 and 8 rounds), `oversub-8x` 0.90x / 0.82x ->
-//! 0.88x / 0.92x (8 and 10 rounds), `native` within noise (1.00x / 0.98x / 0.99x against
+//! guest threads on 8 vCPUs, two series of 8 guest runs, 3 rounds each) 0.97x of the best peer
+//! before and after at 4 threads, 0.95x / 0.97x -> 0.98x / 0.99x at 8 (against `byte-auto`, the
+//! same backend without a queue: 0.94x -> 0.96x / 0.99x at 4, 0.99x -> 1.01x / 1.02x at 8); on
+//! the host `noisy` 0.93x / 0.96x -> 1.03x / 0.98x (6 and 8 rounds), `oversub-8x` 0.90x / 0.82x
+//! -> 0.88x / 0.92x (8 and 10 rounds), `native` within noise (1.00x / 0.98x / 0.99x against
 //! 0.98x / 1.02x / 1.04x, three series), the hash table's `oversub-8x` 0.95x both. An earlier
-//! series on another host (AMD EPYC; a guest `PAUSE` + load there cost ~160 ns, here 266 ns)
+//! series on another host (AMD EPYC; a guest `PAUSE` + load there cost ~160 ns, here 180-270 ns)
 //! measured 0.84x / 0.81x -> 0.91x / 0.87x in vmlab.
 //!
 //! # Deviations from the kernel
@@ -809,15 +809,15 @@ impl<B: Backend> Queued<B> {
     }
 
     /// `pv_wait_node`: a queued (non-head) waiter spins on its `locked` flag, then blocks.
-    #[cold]
     ///
     /// `spun_out`: our stealer spin ran out its budget; the first round does not spin (module
     /// docs, "Spun out").
+    #[cold]
     fn wait_node(&self, me: &Slot, prev: &Slot, spun_out: bool) {
         let mut yield_wait = YieldWait::new();
         let mut skip_spin = spun_out;
         loop {
-            let budget = if skip_spin { 0 } else { B::spin_start() };
+            let budget = round_start::<B>(skip_spin, 0);
             let mut early = false;
             let mut i = 0u32;
             let granted = loop {
@@ -837,11 +837,7 @@ impl<B: Backend> Queued<B> {
                 i += 1;
                 spin_loop();
             };
-            if skip_spin {
-                count(Event::PvSpinSkip);
-            } else {
-                B::spin_end();
-            }
+            round_end::<B>(skip_spin);
             skip_spin = false;
             if granted {
                 return;
@@ -934,10 +930,10 @@ impl<B: Backend> Queued<B> {
 
     /// `pv_wait_head_or_lock`: the queue head spins for the lock with pending set (no stealing),
     /// then hashes itself, sets SLOW and blocks until the unlock kicks it. Returns with the lock.
-    #[cold]
     ///
     /// `spun_out`: our stealer spin ran out its budget; the first round only tries once (module
     /// docs, "Spun out").
+    #[cold]
     fn wait_head_or_lock(&self, me: &Slot, spun_out: bool) {
         let addr = self.addr();
         // Hashed by our predecessor's `kick_node`? Then it set (or will set) SLOW for us.
@@ -958,11 +954,7 @@ impl<B: Backend> Queued<B> {
             // control says "block at once" (Auto under oversubscription): it is the one waiter
             // whose spinning keeps the lock moving, since pending forbids stealing. Without this
             // a kicked head re-blocks at once and running threads starve the queue.
-            let budget = if skip_spin {
-                0
-            } else {
-                B::spin_start().max(crate::budget::iterations())
-            };
+            let budget = round_start::<B>(skip_spin, crate::budget::iterations());
             let mut i = 0u32;
             let got = loop {
                 match self.trylock_clear_pending() {
@@ -975,11 +967,7 @@ impl<B: Backend> Queued<B> {
                 i += 1;
                 spin_loop();
             };
-            if skip_spin {
-                count(Event::PvSpinSkip);
-            } else {
-                B::spin_end();
-            }
+            round_end::<B>(skip_spin);
             skip_spin = false;
             if got {
                 return;
@@ -1118,6 +1106,28 @@ fn spin_yield() {
     if registry::claimed() <= crate::backend::cpus() {
         count(Event::PvSpinYield);
         std::thread::yield_now();
+    }
+}
+
+/// The spin budget of one waiting round of a queued waiter or head: none when the round is
+/// skipped (module docs, "Spun out"), else the backend's ([`Backend::spin_start`]), at least
+/// `floor`.
+#[inline]
+fn round_start<B: Backend>(skip: bool, floor: u32) -> u32 {
+    if skip {
+        0
+    } else {
+        B::spin_start().max(floor)
+    }
+}
+
+/// Ends a round begun by [`round_start`].
+#[inline]
+fn round_end<B: Backend>(skip: bool) {
+    if skip {
+        count(Event::PvSpinSkip);
+    } else {
+        B::spin_end();
     }
 }
 
@@ -1398,9 +1408,9 @@ mod tests {
 /// once. Run with
 /// `RUSTFLAGS="--cfg loom" cargo test -p pvlock --release --lib queued::loom`;
 /// each model sets its own preemption bound (given at the model; the crate's nine loom tests take
-/// 2-6 minutes on this 2-CPU machine); an explicit `LOOM_MAX_PREEMPTIONS` overrides it. With `--release` the
-/// `debug_assert!`s of the protocol are off; add `CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true`
-/// to check them too.
+/// 2-6 minutes on this 2-CPU machine); an explicit `LOOM_MAX_PREEMPTIONS` overrides it. With
+/// `--release` the `debug_assert!`s of the protocol are off; add
+/// `CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true` to check them too.
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;

@@ -30,8 +30,8 @@
 //! | `pv_queued_spin` | `Queued` pv: joined the queue because the lock stayed held for the whole spin budget |
 //! | `pv_queued_ns` | `Queued` pv: nanoseconds spent in queues, summed over threads (with `std`) |
 //!
-//! `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield`, `pv_spin_skip` and the last four are pvlock's own (the
-//! kernel has neither yielding waiters nor a steal budget to run out of). The last four say where
+//! `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield`, `pv_spin_skip` and the last four are
+//! pvlock's own (the kernel has neither yielding waiters nor a steal budget to run out of). The last four say where
 //! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
 //! a time, so `pv_queued_ns` divided by the threads' total time is the share of them that is out
 //! of the game, and divided by the three `pv_queued_*` counts the mean stay in the queue.
