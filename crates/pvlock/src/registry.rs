@@ -47,6 +47,15 @@ pub struct Slot {
     /// Steals past queued waiters left in this thread's steal budget (steal.rs). Only its own
     /// thread touches it.
     pub(crate) steals: AtomicU32,
+    /// Steals this thread used in its finished runs, on the scale of [`crate::steal`]'s
+    /// process-wide average (fair share accounting). Only its own thread writes it.
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+    pub(crate) used: AtomicU64,
+    /// `steals` when the current run began (its last queue pass or last join).
+    pub(crate) run_base: AtomicU32,
+    /// 1 while `used` is counted in the process-wide sum (steal.rs).
+    #[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+    pub(crate) counted: AtomicU32,
     // ---- blocked-on record (ticket.rs, byte.rs) ----
     /// Address of the lock this waiter is blocked on, 0 = none.
     pub(crate) lock: AtomicUsize,
@@ -72,6 +81,9 @@ impl Slot {
                 locked: AtomicU32::new(0),
                 state: AtomicU32::new(0),
                 steals: AtomicU32::new(0),
+                used: AtomicU64::new(0),
+                run_base: AtomicU32::new(0),
+                counted: AtomicU32::new(0),
                 lock: AtomicUsize::new(0),
                 want: AtomicU32::new(0),
                 futex: AtomicU32::new(0),
@@ -218,6 +230,7 @@ pub fn claim() -> Option<&'static Slot> {
 /// Gives a slot back. The caller must not use it afterwards.
 pub fn release(s: &'static Slot) {
     let index = s.index();
+    crate::steal::forget(s);
     s.lock.store(0, Ordering::Relaxed);
     s.next.store(0, Ordering::Relaxed);
     s.locked.store(0, Ordering::Relaxed);

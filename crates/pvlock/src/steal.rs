@@ -40,6 +40,17 @@
 //! threads on 8 vCPUs on 2 host CPUs) a budget enforced without the crowding condition cost a
 //! quarter of the throughput (0.51-0.60x against 0.74-0.83x of the best peer), with it nothing.
 //!
+//! # Fair share
+//!
+//! While crowded, `Queued` stealers spin only briefly before they queue, which lets one running
+//! thread stream the lock but makes the length of each thread's runs a matter of luck (the
+//! `Queued` module docs, "Fair share"). So the budget also does the bookkeeping that evens it
+//! out: each thread's steals used in finished runs are summed per thread and process-wide (one
+//! shared add per run, when it joins a queue), and at each queue pass a thread gets the budget
+//! plus its *deficit* against the average, clamped to [budget / 4, 2 x budget]: a thread
+//! behind makes longer runs, one ahead shorter ones. With `no_std` (and under loom) there is no
+//! accounting and every pass restores the plain budget.
+//!
 //! A thread starts with an empty budget: in a crowded process its first steal attempt past
 //! waiters queues it instead. Override the budget with the environment variable `PVLOCK_STEALS`
 //! (read once, at first use), or with [`set_steal_budget`] (it applies from each thread's next
@@ -161,8 +172,108 @@ fn spent(s: &Slot) -> bool {
     true
 }
 
-/// The thread owning `me` took a lock through the queue: its budget is restored.
+/// The thread owning `me` took a lock through the queue: its budget is restored, adjusted by
+/// how far it is behind (more) or ahead of (less) the average in steals used ("Fair share").
 #[inline]
 pub(crate) fn restart(me: &Slot) {
-    me.steals.store(steal_budget(), Ordering::Relaxed);
+    let b = steal_budget();
+    #[cfg(all(feature = "std", not(loom)))]
+    let b = fair_budget(b, deficit(me));
+    me.steals.store(b, Ordering::Relaxed);
+    me.run_base.store(b, Ordering::Relaxed);
+}
+
+/// The steal budget of a run: `budget` plus the thread's `deficit` (negative: it is ahead),
+/// within [budget / 4, 2 x budget] (and `u32`).
+#[cfg_attr(not(all(feature = "std", not(loom))), allow(dead_code))]
+fn fair_budget(budget: u32, deficit: i64) -> u32 {
+    let b = i64::from(budget);
+    let max = (2 * b).min(i64::from(u32::MAX));
+    // The clamp keeps the value within `u32`.
+    (b + deficit).clamp(b / 4, max) as u32
+}
+
+/// Steals used by all accounted threads in their finished runs, and how many threads they are.
+#[cfg(all(feature = "std", not(loom)))]
+static USED_SUM: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+#[cfg(all(feature = "std", not(loom)))]
+static USERS: AtomicUsize = AtomicUsize::new(0);
+
+/// The thread owning `s` joins a queue: its run of steals ends; adds it to its and the
+/// process-wide count (one shared RMW per run, not per steal). A thread's first run starts it
+/// at the current average, so that a newcomer is neither owed nor owing.
+#[inline]
+pub(crate) fn end_run(s: &Slot) {
+    #[cfg(all(feature = "std", not(loom)))]
+    {
+        // Relaxed throughout: a heuristic count; only the slot's own thread writes its fields.
+        let left = s.steals.load(Ordering::Relaxed);
+        let run = s.run_base.load(Ordering::Relaxed).saturating_sub(left) as u64;
+        s.run_base.store(left, Ordering::Relaxed);
+        if s.counted.load(Ordering::Relaxed) == 0 {
+            let users = USERS.load(Ordering::Relaxed) as u64;
+            let avg = USED_SUM
+                .load(Ordering::Relaxed)
+                .checked_div(users)
+                .unwrap_or(0);
+            s.used.store(avg, Ordering::Relaxed);
+            USED_SUM.fetch_add(avg, Ordering::Relaxed);
+            USERS.fetch_add(1, Ordering::Relaxed);
+            s.counted.store(1, Ordering::Relaxed);
+        }
+        if run != 0 {
+            s.used
+                .store(s.used.load(Ordering::Relaxed) + run, Ordering::Relaxed);
+            USED_SUM.fetch_add(run, Ordering::Relaxed);
+        }
+    }
+    #[cfg(not(all(feature = "std", not(loom))))]
+    let _ = s;
+}
+
+/// The slot `s` is given back: its thread leaves the accounting.
+pub(crate) fn forget(s: &Slot) {
+    // The next claimant's first run starts from the budget it inherits.
+    s.run_base
+        .store(s.steals.load(Ordering::Relaxed), Ordering::Relaxed);
+    #[cfg(all(feature = "std", not(loom)))]
+    if s.counted.swap(0, Ordering::Relaxed) != 0 {
+        USED_SUM.fetch_sub(s.used.load(Ordering::Relaxed), Ordering::Relaxed);
+        USERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How many steals the thread owning `s` is behind the average of the accounted threads,
+/// counting its current run (negative: ahead).
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) fn deficit(s: &Slot) -> i64 {
+    if s.counted.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    let users = USERS.load(Ordering::Relaxed).max(1) as i64;
+    let avg = USED_SUM.load(Ordering::Relaxed) as i64 / users;
+    let current = s
+        .run_base
+        .load(Ordering::Relaxed)
+        .saturating_sub(s.steals.load(Ordering::Relaxed));
+    avg - (s.used.load(Ordering::Relaxed) as i64 + current as i64)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::fair_budget;
+
+    #[test]
+    fn fair_budget_adds_the_deficit_within_bounds() {
+        assert_eq!(fair_budget(4096, 0), 4096);
+        assert_eq!(fair_budget(4096, 1000), 5096);
+        assert_eq!(fair_budget(4096, -1000), 3096);
+        assert_eq!(fair_budget(4096, 1 << 40), 8192);
+        assert_eq!(fair_budget(4096, -(1 << 40)), 1024);
+        // 0 = never steal past waiters, whatever the deficit.
+        assert_eq!(fair_budget(0, 5000), 0);
+        // The largest budget does not wrap around.
+        assert_eq!(fair_budget(u32::MAX - 1, i64::from(u32::MAX)), u32::MAX);
+        assert_eq!(fair_budget(u32::MAX - 1, 0), u32::MAX - 1);
+    }
 }
