@@ -779,16 +779,7 @@ impl<B: Backend> Queued<B> {
     /// `Err` says why the caller must queue, as the stats event that counts it.
     #[inline]
     fn steal_hybrid(&self, me: &Slot) -> Result<(), Event> {
-        #[allow(unused_mut)]
-        let mut budget = crate::budget::iterations();
-        // Crowded: a short spin, unless this thread is well behind its fair share of steals
-        // (module docs, "Fair share").
-        #[cfg(all(feature = "std", not(loom)))]
-        if registry::claimed() > crate::backend::cpus()
-            && steal::deficit(me) <= FAIR_SHARE_SLACK * steal::steal_budget() as i64
-        {
-            budget /= CROWDED_SPIN_DIV;
-        }
+        let budget = crate::budget::iterations() / entry_spin_div(me);
         let mut spins = 0u32;
         let mut backoff = 1u32;
         loop {
@@ -1165,6 +1156,21 @@ fn spin_yield() {
         count(Event::PvSpinYield);
         std::thread::yield_now();
     }
+}
+
+/// What the spin budget is divided by for a stealer at slowpath entry: crowded,
+/// `CROWDED_SPIN_DIV` (a short spin), unless the thread is well behind its fair share of steals;
+/// else 1 (module docs, "Fair share").
+#[inline]
+fn entry_spin_div(me: &Slot) -> u32 {
+    #[cfg(all(feature = "std", not(loom)))]
+    if registry::claimed() > crate::backend::cpus()
+        && steal::deficit(me) <= FAIR_SHARE_SLACK * i64::from(steal::steal_budget())
+    {
+        return CROWDED_SPIN_DIV;
+    }
+    let _ = me;
+    1
 }
 
 /// The spin budget of one waiting round of a queued waiter or head: none when the round is
