@@ -10,7 +10,8 @@
 //!   in a guest whose vCPUs are overcommitted waking a halted vCPU costs far more (see the
 //!   measurements at [`DEFAULT_NS`]).
 //! * Override with the environment variable `PVLOCK_SPIN_NS` (read once, at calibration), or with
-//!   [`set_spin_budget`] / [`set_iterations`] at any time.
+//!   [`tuning::set_spin_budget`](crate::tuning::set_spin_budget) at any time; both are checked
+//!   against the valid range (see [`crate::tuning`]).
 //! * Without `std` there is no clock: the budget is [`DEFAULT_ITERATIONS`] until set.
 //!
 //! A backend may shorten it per wait ([`Backend::spin_start`](crate::backend::Backend::spin_start)),
@@ -74,8 +75,7 @@ fn calibrate() -> u32 {
 #[cfg(all(feature = "std", not(loom)))]
 #[cold]
 fn calibrate() -> u32 {
-    let ns = crate::env_number::<u64>("PVLOCK_SPIN_NS").unwrap_or(DEFAULT_NS);
-    let n = ns_to_iterations(ns);
+    let n = ns_to_iterations(crate::tuning::spin_ns_from_env());
     // Several threads may calibrate at once; they all store about the same value.
     ITERATIONS.store(n, Ordering::Relaxed);
     n
@@ -110,10 +110,10 @@ fn ns_to_iterations(ns: u64) -> u32 {
     (ns.saturating_mul(1024) / per_1k).clamp(1, u32::MAX as u64) as u32
 }
 
-/// Sets the spin budget as a duration (converted with the calibrated cost of one iteration).
+/// Sets the spin budget in nanoseconds (converted with the calibrated cost of one iteration);
+/// the caller ([`crate::tuning::set_spin_budget`]) has clamped it.
 #[cfg(all(feature = "std", not(loom)))]
-pub fn set_spin_budget(budget: std::time::Duration) {
-    let ns = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+pub(crate) fn set_spin_ns(ns: u64) {
     set_iterations(ns_to_iterations(ns));
 }
 

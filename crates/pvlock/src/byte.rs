@@ -314,7 +314,7 @@ impl<B: Backend> Byte<B> {
             } else {
                 start + k - hw
             };
-            let s = registry::slot(i);
+            let s = registry::slot_at(i);
             // Relaxed: the records of the counted waiters were made visible by the Acquire of our
             // unlock RMW; a record written after it belongs to a waiter whose registering RMW
             // sees the lock free.

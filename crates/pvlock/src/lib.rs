@@ -44,11 +44,11 @@
 //!
 //! ## Tuning
 //!
-//! Two process-wide budgets shape the pv slow path, both in time, both with defaults measured on
-//! the whole benchmark matrix: the [spin budget](budget) (how long a waiter spins before it
-//! blocks, 40 µs, `PVLOCK_SPIN_NS`) and the [steal budget](steal) (how many times a running thread
-//! may take a `Queued` lock past queued waiters before it must queue itself, 4096 when the process
-//! is crowded, `PVLOCK_STEALS`).
+//! Two process-wide budgets shape the pv slow path, both with defaults chosen on the whole
+//! benchmark matrix and a valid range ([`tuning`]): the spin budget (how long a waiter spins
+//! before it blocks, 40 µs, `PVLOCK_SPIN_NS`) and the steal budget (how many times a running
+//! thread may take a `Queued` lock past queued waiters before it must queue itself, 4096 when the
+//! process is crowded, `PVLOCK_STEALS`).
 //!
 //! ## Features
 //! * `std` (default): the OS backends, the per-thread waiter [registry], [`DynMutex`],
@@ -78,6 +78,7 @@ pub mod steal;
 #[cfg(all(test, not(loom), feature = "std"))]
 mod testutil;
 pub mod ticket;
+pub mod tuning;
 
 /// The `pv_lock_ops` surface of seed 000: what every pvlock lock offers.
 ///
@@ -176,14 +177,6 @@ macro_rules! impl_fair {
     };
 }
 pub(crate) use impl_fair;
-
-/// The number in environment variable `name` (surrounding spaces allowed), or `None` when it is
-/// unset or does not parse: the tuning knobs (`PVLOCK_SPIN_NS`, `PVLOCK_STEALS`) fall back to
-/// their defaults rather than fail.
-#[cfg(all(feature = "std", not(loom)))]
-pub(crate) fn env_number<T: core::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok()?.trim().parse().ok()
-}
 
 #[cfg(not(loom))]
 mod aliases {

@@ -16,6 +16,8 @@
 //!   is recorded in the lock-to-waiter hash table: the unlock must look it up and kick it;
 //!   `UNLOCKING` (2, pv only) the owner's unlock is removing that entry: still held for everyone
 //!   else, free once the unlock clears it. "Slow" below means `SLOW` or `UNLOCKING` (bit 1 set).
+//!   `HANDED` (4) a fair unlock handed the lock to the waiter next in line (the pending waiter,
+//!   else the queue head): held for everyone else ("Fair unlock" below).
 //! * `P`, pending: native: the one waiter that waits without a queue node; pv: the queue head is
 //!   spinning actively, newcomers must not steal.
 //! * tail: the last waiter of the MCS queue, as its [`Slot`] index + 1; 0 = no queue.
@@ -86,20 +88,24 @@
 //!                   crowded with `B::YIELD_WAIT`, the next in line (prev.locked == 1) yields
 //!                   instead, for up to YIELD_WAIT_NS ("Yield-wait" below)
 //!  hand-over:       next.locked = 1; if next.state HALTED -cas-> HASHED:
-//!                     hash(lock, next), (*,*,1) -> (*,*,SLOW)  (pv_kick_node: no kick now,
-//!                     the successor is woken by our unlock, saving a wake/sleep cycle)
+//!                     i = hash(lock, next), next.entry = i + 1, (*,*,1) -> (*,*,SLOW)
+//!                     (pv_kick_node: no kick now, the successor is woken by our unlock,
+//!                     saving a wake/sleep cycle)
 //!                   or, with `B::WAKE_NEXT_EARLY` and a waiter behind next (a queue of 2+):
 //!                     if next.state == HALTED, kick it now
 //!                     (pv_kick_wake: its wake-up latency overlaps our critical section)
 //!                   then, crowded with `B::YIELD_WAIT`: if next.next is HALTED, kick it
 //!                   (it becomes next in line and yield-waits)
 //!  head:            (*,0,*) -or-> (*,1,*); spin: (*,1,0) -cas-> (*,0,1) wins
-//!                   (*,1,*) -and-> (*,0,*); first time: hash(lock, me), then
+//!                   (*,1,*) -and-> (*,0,*); then, unless an entry of ours is in the table
+//!                   ("A head's entry" below) or the byte is UNLOCKING: hash(lock, me), then
 //!                   (*,*,y) -cas-> (*,*,SLOW): y == 0 means we own it: (*,*,SLOW) -> (*,*,1),
-//!                   remove our entry; else state = HASHED, wait(word has SLOW)  (pv_wait_head)
+//!                   remove our entry; else state = HASHED, wait(word unchanged) (pv_wait_head)
 //!  unlock:          (*,*,1) -sub-> (*,*,0)                done, nobody to kick
 //!                   (*,*,SLOW) -sub-> (*,*,UNLOCKING): node = unhash(lock);
 //!                   (*,*,UNLOCKING) -sub-> (*,*,0); kick(node)
+//!  fair unlock:     as unlock, but with a tail or pending set the byte becomes HANDED instead
+//!                   of 0 (the waiter takes (*,0,HANDED) as it takes (*,0,0))   ("Fair unlock")
 //! ```
 //!
 //! Node states (`Slot::state`):
@@ -149,12 +155,39 @@
 //! unlock's RMW are ordered on the word; if the unlock came first the head's RMW finds the lock
 //! free and takes it, otherwise the unlock sees `SLOW` and kicks.
 //!
-//! **The `UNLOCKING` window.** Between the unlock's two RMWs the entry may still be in the table.
-//! The head must not take a byte that is no longer `SLOW` there for "released" (it would hash a
-//! second entry and set `SLOW` over `UNLOCKING`, and the unlock's final subtraction would then
-//! leave `LOCKED` with no owner), so it treats `UNLOCKING` as `SLOW`: it keeps its entry and, if it
-//! blocks, waits for the word to change, which the final RMW does before its kick. Nobody else
-//! changes the byte then: stealers and the head's trylock need 0, and `kick_node` runs in the owner.
+//! **The `UNLOCKING` window.** Between the unlock's two RMWs the byte is `UNLOCKING` while the
+//! head's entry may already be gone. The head must not take that byte for "released" (it would
+//! hash a second entry and set `SLOW` over `UNLOCKING`, and the unlock's final subtraction would
+//! then leave `LOCKED` with no owner), so it treats `UNLOCKING` as `SLOW`: it does not hash again
+//! and, if it blocks, waits for the word to change, which the final RMW does before its kick.
+//! Nobody else changes the byte then: stealers and the head's trylock need 0 (or `HANDED`), and
+//! `kick_node` runs in the owner.
+//!
+//! **A head's entry.** Before it blocks, the head must know whether an entry naming it is still in
+//! the table: if it is, the unlock that removes it kicks the head; if the unlock has already
+//! removed it (and kicked the head, which consumed that kick), the lock was released and then
+//! stolen, and nobody will kick the head unless it hashes itself again. The head knows where its
+//! entry is: its own `hash` returns the index, and an owner that hashes its successor in
+//! `kick_node` records the index + 1 in the successor's node (`entry`, a release store) before it
+//! sets `SLOW`. So before blocking the head looks at that one table entry (`hash::holds`, acquire,
+//! pairing with `unhash`'s release clear): still `(lock, me)`, it blocks; gone, it hashes itself
+//! again (or, on an `UNLOCKING` byte, blocks for the kick that follows). A node made `HASHED`
+//! whose `entry` still reads 0 has an owner between its CAS and that store: its unlock, which
+//! kicks, is still to come, so the head may block. Only the head's queue pass ever hashes it, so
+//! an entry that names another lock or node has been removed.
+//!
+//! # Fair unlock
+//!
+//! `lock_api::RawMutexFair::unlock_fair` (and `bump`) must pass the lock to a waiting thread if
+//! there is one, and stealing would let the releaser, coming straight back, take it first. So a
+//! fair unlock with a tail or the pending bit set does not free the locked byte: it sets it to
+//! `HANDED` (one CAS; on a `SLOW` byte, through `UNLOCKING` after removing the blocked head's
+//! entry, then a kick). `HANDED` is "held" to the fast path and to every stealer, which need
+//! locked and pending clear; the waiter next in line takes it as it takes a free byte: the native
+//! pending waiter (`(0,1,HANDED) -> (0,0,1)`) before the queue head, which waits for pending to
+//! clear (`(*,0,HANDED) -> (*,0,1)`, or the tail-clearing CAS), and a pv head in its trylock or its
+//! `SLOW` RMW. Threads spinning without a node (`lock_no_node`) are not seen; with no tail and no
+//! pending bit a fair unlock is a plain one.
 //! The kernel has no such window: its unlock clears the byte in one store after `unhash`; a 32-bit
 //! `fetch_and` could too, but only the subtraction makes the common unlock a single RMW whatever
 //! the tail holds (`fetch_and` returning the old value is a CAS loop on x86).
@@ -282,14 +315,12 @@
 //! # Deviations from the kernel
 //!
 //! * **Re-hashing after a steal** (improvement). The kernel's head hashes itself once; if the lock
-//!   is stolen after the unlock that unhashed and kicked it, its `pv_wait(&locked, SLOW)` returns at
-//!   once forever, so it spins without blocking until the thief unlocks: a burnt CPU under
-//!   oversubscription. Here, once the head has seen `SLOW` for its entry, a locked byte that is no
-//!   longer slow (neither `SLOW` nor `UNLOCKING`) proves the unlock has removed the entry (only
-//!   that unlock clears the byte, after `unhash`); the head forgets it is hashed and hashes again before it next blocks. The check
-//!   needs the head to have *seen* `SLOW`: a head hashed by `kick_node` may run before its
-//!   predecessor has set `SLOW`, and it cannot tell that window from "already released"; until it
-//!   sees `SLOW` it behaves like the kernel, yielding the CPU instead of spinning.
+//!   is stolen after the unlock that unhashed and kicked it, its `pv_wait(&locked, SLOW)` returns
+//!   at once forever, so it spins without blocking until the thief unlocks: a burnt CPU under
+//!   oversubscription (measured here before this rule: threads queued behind 50 ms holds burnt
+//!   17-34% of a CPU with `Queued<Futex>`). Here the head checks its entry in the table and hashes
+//!   itself again when the entry is gone ("A head's entry"), then blocks.
+//! * **A fair unlock** (`HANDED`, "Fair unlock"): the kernel has none.
 //! * **The head's tail-clearing CAS is retried** while the tail is still ours. The kernel tries it
 //!   once and otherwise waits for a successor to link; a failed CAS caused only by a transient
 //!   pending bit would then wait for a successor that never comes when the pending setter has no
@@ -319,6 +350,15 @@ const LOCKED_MASK: u32 = 0xFF;
 const LOCKED: u32 = 1;
 const UNLOCKING: u32 = 2;
 const SLOW: u32 = 3;
+/// Handed over by a fair unlock: held, on behalf of the waiter that takes it next (the pending
+/// waiter, else the queue head); nobody else may take it.
+const HANDED: u32 = 4;
+
+/// The locked byte lets its waiter in: free (0), or handed over to it (`HANDED`).
+#[inline(always)]
+fn is_open(byte: u32) -> bool {
+    byte == 0 || byte == HANDED
+}
 
 /// The locked byte is `SLOW` or `UNLOCKING`: a blocked head's hash entry exists, or is being
 /// removed by the unlock that will kick it.
@@ -386,7 +426,7 @@ fn tail_code(node: &Slot) -> u32 {
 #[inline(always)]
 fn node_of(code: u32) -> &'static Slot {
     debug_assert_ne!(code, 0);
-    registry::slot(code as usize - 1)
+    registry::slot_at(code as usize - 1)
 }
 
 /// One round of a spin loop that may wait for a preempted thread: in pv mode (with `std`, outside
@@ -513,32 +553,103 @@ impl<B: Backend> Queued<B> {
         // pv: a byte that was SLOW is now UNLOCKING: the lock stays held for everyone else while
         // we remove the hash entry and kick the queue head.
         if B::BLOCKING && old & LOCKED_MASK != LOCKED {
-            self.unlock_slow(old);
+            self.unlock_slow(old & LOCKED_MASK, 0);
         }
     }
 
+    /// The pv unlock of a `SLOW` byte: remove the blocked head's entry, release the lock with the
+    /// byte `to` (0, or `HANDED` for [`unlock_fair`](Self::unlock_fair)), kick the head.
+    /// `byte` is the locked byte before; `unlock` has already subtracted `LOCKED` (so the byte
+    /// is `UNLOCKING` now), `unlock_fair` has not.
     #[cold]
     #[inline(never)]
-    fn unlock_slow(&self, old: u32) {
-        if old & LOCKED_MASK != SLOW {
+    fn unlock_slow(&self, byte: u32, to: u32) {
+        if byte != SLOW {
             // Not held: a caller broke the contract (the kernel WARNs "corrupted value").
             debug_assert!(false, "pvlock: unlock of a Queued lock that is not held");
             return;
+        }
+        if to != 0 {
+            // SLOW -> UNLOCKING, as `unlock`'s subtraction does. Release: ends the critical
+            // section for the waiter that reads the final byte through this release sequence.
+            self.word.fetch_sub(LOCKED, Ordering::Release);
         }
         // Acquire fence: our subtraction was a Release RMW only; this orders the look-up after
         // it, synchronizing with the release RMW that set SLOW after hashing (diagram "hash vs
         // SLOW"). When we set SLOW ourselves (`kick_node`) program order suffices.
         fence(Ordering::Acquire);
         #[cfg(all(test, loom))]
-        loom_tests::SLOW_UNLOCKS.with(|n| n.set(n.get() + 1));
+        {
+            loom_tests::SLOW_UNLOCKS.with(|n| n.set(n.get() + 1));
+            if to == HANDED {
+                loom_tests::HANDED_OVER.with(|n| n.set(n.get() + 1));
+            }
+        }
         let node = hash::unhash(self.addr());
-        // Release: the entry is gone before the lock is free. Only the owner changes the byte
-        // while it is UNLOCKING (stealers and the head need 0, the head never sets SLOW over it),
-        // so this clears it without touching tail/pending. After this RMW the lock may be freed
-        // or reused: we never read it again, only the (static) node.
-        self.word.fetch_sub(UNLOCKING, Ordering::Release);
+        // Release: the entry is gone before the lock is free (or handed over). Only the owner
+        // changes the byte while it is UNLOCKING (stealers and the head need 0, the head never
+        // sets SLOW over it), so this sets it without touching tail/pending. After this RMW the
+        // lock may be freed or reused: we never read it again, only the (static) node.
+        self.word
+            .fetch_add(to.wrapping_sub(UNLOCKING), Ordering::Release);
         count(Event::PvKickUnlock);
         B::kick(node);
+    }
+
+    /// Releases the lock to the thread that waits longest for it, if one does: the pending waiter
+    /// (native), else the queue head; nobody else can take it in between, the caller included.
+    /// With nobody queued or pending it is [`unlock`](Self::unlock). Threads that spin without a
+    /// waiter slot (`lock_no_node`) are not seen as waiting.
+    ///
+    /// ```text
+    ///  (0,0,1)   -sub->  (0,0,0)                                   nobody waits: a plain unlock
+    ///  (n,p,1)   -cas->  (n,p,HANDED)                              n != 0 or p: hand over
+    ///  (n,p,SLOW) -sub-> (n,p,UNLOCKING): node = unhash(lock);     the head is blocked: wake it
+    ///            -add->  (n,p,HANDED); kick(node)
+    /// ```
+    ///
+    /// The waiter takes a `HANDED` byte as it takes a free one (`(*,0,HANDED) -> (*,0,1)`, or
+    /// `(0,1,HANDED) -> (0,0,1)` for the native pending waiter), and only it may: the fast path
+    /// needs a zero word, stealers need locked and pending clear.
+    ///
+    /// # Safety
+    /// The lock must be held.
+    #[inline]
+    pub unsafe fn unlock_fair(&self) {
+        let mut val = self.word.load(Ordering::Relaxed);
+        loop {
+            let byte = val & LOCKED_MASK;
+            if B::BLOCKING && byte == SLOW {
+                self.unlock_slow(SLOW, HANDED);
+                return;
+            }
+            debug_assert_eq!(
+                byte, LOCKED,
+                "pvlock: unlock_fair of a Queued lock not held"
+            );
+            let handing = val & !LOCKED_MASK != 0;
+            let new = if handing {
+                val - LOCKED + HANDED
+            } else {
+                val - LOCKED
+            };
+            // Release, as in `unlock`: ends the critical section; the waiter's acquiring read of
+            // HANDED (or of 0) synchronizes with it. Only the owner changes a held byte, so this
+            // fails only when tail or pending change.
+            match self
+                .word
+                .compare_exchange(val, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    #[cfg(all(test, loom))]
+                    if handing {
+                        loom_tests::HANDED_OVER.with(|n| n.set(n.get() + 1));
+                    }
+                    return;
+                }
+                Err(now) => val = now,
+            }
+        }
     }
 
     #[cold]
@@ -581,18 +692,20 @@ impl<B: Backend> Queued<B> {
             }
             return false;
         }
-        // We are pending: wait for the owner to go. 0,1,1 -> 0,1,0. Acquire: pairs with the
-        // owner's releasing unlock.
-        if val & LOCKED_MASK != 0 {
-            while self.word.load(Ordering::Acquire) & LOCKED_MASK != 0 {
-                spin_loop();
-            }
+        // We are pending: wait for the owner to go (0,1,1 -> 0,1,0) or to hand the lock to us
+        // (0,1,1 -> 0,1,HANDED, `unlock_fair`). Acquire: pairs with the owner's releasing unlock.
+        let mut byte = val & LOCKED_MASK;
+        while !is_open(byte) {
+            spin_loop();
+            byte = self.word.load(Ordering::Acquire) & LOCKED_MASK;
         }
-        // Take it and clear pending in one RMW: 0,1,0 -> 0,0,1 (nobody else sets locked while
-        // pending is set: the fast path needs a zero word and the queue head waits for pending to
-        // clear). Relaxed: the acquire was the read of locked == 0.
-        self.word
-            .fetch_add(LOCKED.wrapping_sub(PENDING), Ordering::Relaxed);
+        // Take it and clear pending in one RMW: 0,1,0 -> 0,0,1 or 0,1,HANDED -> 0,0,1 (nobody
+        // else changes the byte while pending is set: the fast path needs a zero word and the
+        // queue head waits for pending to clear). Relaxed: the acquire was the read of the byte.
+        self.word.fetch_add(
+            LOCKED.wrapping_sub(PENDING).wrapping_sub(byte),
+            Ordering::Relaxed,
+        );
         count(Event::LockPending);
         true
     }
@@ -611,6 +724,7 @@ impl<B: Backend> Queued<B> {
         node.next.store(0, Ordering::Relaxed);
         if B::BLOCKING {
             node.state.store(RUNNING, Ordering::Relaxed);
+            node.entry.store(0, Ordering::Relaxed);
         }
 
         // One more try before queueing (pv: steal while the head is not spinning, bounded: see
@@ -667,25 +781,27 @@ impl<B: Backend> Queued<B> {
             }
             self.word.load(Ordering::Relaxed)
         } else {
-            // *,x,y -> *,0,0. Acquire: pairs with the owner's releasing unlock (or the pending
-            // waiter's, who took and released the lock in between).
+            // *,x,y -> *,0,0 or *,0,HANDED (`unlock_fair` handed it to us). Acquire: pairs with
+            // the owner's releasing unlock (or the pending waiter's, who took and released the
+            // lock in between).
             loop {
                 let v = self.word.load(Ordering::Acquire);
-                if v & LOCKED_PENDING_MASK == 0 {
+                if v & PENDING == 0 && is_open(v & LOCKED_MASK) {
                     break v;
                 }
                 spin_loop();
             }
         };
 
-        // Claim the lock: n,0,0 -> 0,0,1 (pv: n,0,1 -> 0,0,1) while we are still the tail.
-        // Retried (unlike the kernel) when only a transient pending bit made it fail, see the
-        // module docs. Relaxed: the acquire happened above; the successor-less queue needs no
-        // publication. The pending bit, if set, is kept: its setter saw our tail and clears it.
+        // Claim the lock: n,0,0 -> 0,0,1 (pv: n,0,1 -> 0,0,1; handed: n,0,HANDED -> 0,0,1) while
+        // we are still the tail. Retried (unlike the kernel) when only a transient pending bit
+        // made it fail, see the module docs. Relaxed: the acquire happened above; the
+        // successor-less queue needs no publication. The pending bit, if set, is kept: its
+        // setter saw our tail and clears it.
         while val & TAIL_MASK == tail {
             match self.word.compare_exchange_weak(
                 val,
-                (val & !TAIL_MASK) | LOCKED,
+                (val & !(TAIL_MASK | LOCKED_MASK)) | LOCKED,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
@@ -694,10 +810,13 @@ impl<B: Backend> Queued<B> {
             }
         }
         if !B::BLOCKING {
-            // set_locked: *,*,0 -> *,*,1. Nobody else sets locked while a tail is present (fast
-            // path needs a zero word, a pending setter sees the tail and backs off).
-            let _old = self.word.fetch_or(LOCKED, Ordering::Relaxed);
-            debug_assert_eq!(_old & LOCKED_MASK, 0);
+            // set_locked: *,*,0 -> *,*,1 (or *,*,HANDED -> *,*,1). Nobody else changes the byte
+            // while a tail is present (fast path needs a zero word, a pending setter sees the
+            // tail and backs off), so `val`'s byte is still the byte.
+            let byte = val & LOCKED_MASK;
+            debug_assert!(is_open(byte));
+            self.word
+                .fetch_add(LOCKED.wrapping_sub(byte), Ordering::Relaxed);
         }
 
         // Someone is queued behind us: wait for the link (it may still be on its way), then hand
@@ -836,18 +955,19 @@ impl<B: Backend> Queued<B> {
         false
     }
 
-    /// pv `trylock_clear_pending`: `*,1,0 -> *,0,1`. On failure returns the word seen.
+    /// pv `trylock_clear_pending`: `*,1,0 -> *,0,1` (or `*,1,HANDED -> *,0,1`). On failure
+    /// returns the word seen.
     #[inline]
     fn trylock_clear_pending(&self) -> Result<(), u32> {
         let mut val = self.word.load(Ordering::Relaxed);
         loop {
-            if val & LOCKED_MASK != 0 {
+            if !is_open(val & LOCKED_MASK) {
                 return Err(val);
             }
             // Acquire: pairs with the previous releasing unlock.
             match self.word.compare_exchange_weak(
                 val,
-                (val & !PENDING) | LOCKED,
+                (val & !(PENDING | LOCKED_MASK)) | LOCKED,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
@@ -950,7 +1070,11 @@ impl<B: Backend> Queued<B> {
         }
         // We hold the lock (byte LOCKED); the hashed successor never sets SLOW itself. Hash first
         // so that SLOW always implies an entry. Relaxed: our own unlock reads both.
-        hash::hash(self.addr(), succ);
+        let entry = hash::hash(self.addr(), succ);
+        // Tell the successor where its entry is (index + 1; it reads 0 until now, and then knows
+        // that our unlock, which comes after this, has not kicked it yet). Release: the entry's
+        // fields are written before a successor that reads this index looks at them.
+        succ.entry.store(entry as u32 + 1, Ordering::Release);
         let _old = self.word.fetch_or(SLOW, Ordering::Relaxed);
         debug_assert_eq!(_old & LOCKED_MASK, LOCKED);
     }
@@ -985,20 +1109,18 @@ impl<B: Backend> Queued<B> {
     #[cold]
     fn wait_head_or_lock(&self, me: &Slot, spun_out: bool) {
         let addr = self.addr();
-        // Hashed by our predecessor's `kick_node`? Then it set (or will set) SLOW for us.
-        // Relaxed: our own last RMW on `state` (in `wait_node`) read it.
+        // Whether a hash entry names us: made by our predecessor's `kick_node` (it made us HASHED,
+        // which our own last RMW on `state`, in `wait_node`, read: Relaxed suffices) or by us.
         let mut hashed = me.state.load(Ordering::Relaxed) == HASHED;
-        // Whether we have seen SLOW since we were hashed: only then does a byte that is no longer
-        // SLOW prove the unlock removed our entry (module docs, "Re-hashing").
-        let mut slow_seen = false;
+        // Where that entry is, once known (module docs, "A head's entry").
+        let mut index: Option<usize> = None;
         let mut waits = 0u32;
         let mut skip_spin = spun_out;
         loop {
             // For the wait-early check of our successor. Relaxed: a heuristic.
             me.state.store(RUNNING, Ordering::Relaxed);
             // set_pending: no stealing while we spin. Relaxed: an advisory flag.
-            let w = self.word.fetch_or(PENDING, Ordering::Relaxed);
-            slow_seen |= hashed && is_slow(w);
+            self.word.fetch_or(PENDING, Ordering::Relaxed);
             // The head spins at least the process-wide budget even when the backend's load
             // control says "block at once" (Auto under oversubscription): it is the one waiter
             // whose spinning keeps the lock moving, since pending forbids stealing. Without this
@@ -1006,9 +1128,8 @@ impl<B: Backend> Queued<B> {
             let budget = round_start::<B>(skip_spin, crate::budget::iterations());
             let mut i = 0u32;
             let got = loop {
-                match self.trylock_clear_pending() {
-                    Ok(()) => break true,
-                    Err(w) => slow_seen |= hashed && is_slow(w),
+                if self.trylock_clear_pending().is_ok() {
+                    break true;
                 }
                 if i >= budget {
                     break false;
@@ -1019,61 +1140,62 @@ impl<B: Backend> Queued<B> {
             round_end::<B>(skip_spin);
             skip_spin = false;
             if got {
+                // The lock was free or handed to us: the unlock that freed it removed our entry,
+                // if we had one (an entry keeps the byte SLOW, which we cannot take).
                 return;
             }
             // clear_pending. Relaxed: advisory.
-            let w = self.word.fetch_and(!PENDING, Ordering::Relaxed);
-            slow_seen |= hashed && is_slow(w);
+            self.word.fetch_and(!PENDING, Ordering::Relaxed);
 
-            if !hashed {
+            // Is our entry still there? The unlock that kicks us removes it first; after that
+            // (the lock was released and then stolen) nobody kicks us for it.
+            if hashed {
+                if index.is_none() {
+                    // Acquire: pairs with `kick_node`'s Release store of the index.
+                    index = match me.entry.load(Ordering::Acquire) {
+                        0 => None, // not recorded yet: the owner has not unlocked, a kick comes
+                        e => Some(e as usize - 1),
+                    };
+                }
+                if index.is_some_and(|i| !hash::holds(i, addr, me)) {
+                    hashed = false;
+                    index = None;
+                }
+            }
+            // Acquire: if our entry is gone, `holds` synchronized with its removal, so this sees
+            // the unlock's UNLOCKING byte or a later value, never the SLOW it removed.
+            let mut w = self.word.load(Ordering::Acquire);
+            if !hashed && !is_slow(w) {
                 let entry = hash::hash(addr, me);
                 // Diagram "hash vs SLOW": the entry is written before this release RMW.
                 let old = self.set_slow();
-                if old & LOCKED_MASK == 0 {
-                    // The lock was free: we own it now (the RMW acquired). Make the byte LOCKED
-                    // and drop our entry; only this lock's owner (us) would look for it.
+                if is_open(old & LOCKED_MASK) {
+                    // The lock was free (or handed to us): we own it now (the RMW acquired).
+                    // Make the byte LOCKED and drop our entry; only this lock's owner (us)
+                    // would look for it.
                     self.word.fetch_sub(SLOW - LOCKED, Ordering::Relaxed);
                     hash::clear(entry);
                     return;
                 }
                 hashed = true;
-                slow_seen = true;
+                index = Some(entry);
+                w = self.word.load(Ordering::Acquire);
             }
-
+            // Safe to block: either our entry is in the table, so the byte is (or, before our
+            // predecessor's unlock, becomes) SLOW and that unlock removes the entry and kicks us;
+            // or the byte is UNLOCKING, and the unlock that removed our entry kicks us next. A
+            // kick that comes first is latched.
             me.state.store(HASHED, Ordering::Relaxed);
-            // Acquire: a byte that is not slow here (or after the wait) was released by the
-            // unlock that removed our entry; its removal then happens before our next hash.
-            let w = self.word.load(Ordering::Acquire);
-            if is_slow(w) {
-                slow_seen = true;
-                count(Event::PvWaitHead);
-                if waits > 0 {
-                    count(Event::PvWaitAgain);
-                }
-                waits += 1;
-                // Blocks while the word is unchanged and no kick is latched; the unlock that
-                // clears SLOW kicks us (latched if it comes first).
-                B::wait(me, &self.word, w);
-                let w = self.word.load(Ordering::Acquire);
-                if w & LOCKED_MASK != 0 {
-                    // Still held: spurious, or the lock was stolen after our kick.
-                    count(Event::PvSpuriousWakeup);
-                }
-                if !is_slow(w) {
-                    // Released since: our entry is gone, hash again before blocking again.
-                    hashed = false;
-                    slow_seen = false;
-                }
-            } else if slow_seen {
-                // Released (and unhashed) between our SLOW and now: hash again next round.
-                hashed = false;
-                slow_seen = false;
-            } else {
-                // Hashed by `kick_node` but SLOW not seen yet: our predecessor is between its CAS
-                // and its `fetch_or(SLOW)`, or it has unlocked already. We cannot block safely;
-                // give the CPU away instead of spinning hard, and try again.
-                let mut y = YIELD_EVERY_ROUND;
-                relax::<B>(&mut y);
+            count(Event::PvWaitHead);
+            if waits > 0 {
+                count(Event::PvWaitAgain);
+            }
+            waits += 1;
+            // Blocks while the word is unchanged and no kick is latched.
+            B::wait(me, &self.word, w);
+            if !is_open(self.word.load(Ordering::Relaxed) & LOCKED_MASK) {
+                // Still held: spurious, or the lock was stolen after our kick.
+                count(Event::PvSpuriousWakeup);
             }
         }
     }
@@ -1085,7 +1207,7 @@ impl<B: Backend> Queued<B> {
         loop {
             debug_assert!(!is_slow(val));
             // AcqRel: Release publishes our hash entry to the unlock that reads SLOW; Acquire
-            // takes the lock when the byte was 0.
+            // takes the lock when the byte was 0 or HANDED.
             match self.word.compare_exchange_weak(
                 val,
                 (val & !LOCKED_MASK) | SLOW,
@@ -1195,14 +1317,18 @@ fn round_end<B: Backend>(skip: bool) {
     }
 }
 
-/// `relax` with this counter yields at once (it is incremented to a multiple of the mask + 1).
-#[cfg(all(feature = "std", not(loom)))]
-const YIELD_EVERY_ROUND: u32 = YIELD_MASK;
-#[cfg(not(all(feature = "std", not(loom))))]
-const YIELD_EVERY_ROUND: u32 = 0;
-
 crate::impl_raw_lock!(Queued);
-crate::impl_fair!(Queued);
+
+#[cfg(not(loom))]
+// SAFETY: `unlock_fair` passes the lock to the pending waiter or the queue head, if there is one,
+// without a window for anyone else (module docs, "Fair unlock").
+unsafe impl<B: Backend> lock_api::RawMutexFair for Queued<B> {
+    #[inline]
+    unsafe fn unlock_fair(&self) {
+        // SAFETY: lock_api calls this only while the lock is held.
+        unsafe { Queued::unlock_fair(self) }
+    }
+}
 
 #[cfg(all(test, not(loom)))]
 mod tests {
@@ -1487,6 +1613,8 @@ mod loom_tests {
         /// iterations (loom runs a model's threads on the test's OS thread): the head models
         /// assert that they reach it. Not loom's: it must not be part of the model.
         pub(super) static SLOW_UNLOCKS: Cell<usize> = const { Cell::new(0) };
+        /// Fair unlocks that handed the lock over (`HANDED`), likewise.
+        pub(super) static HANDED_OVER: Cell<usize> = const { Cell::new(0) };
     }
 
     /// The head models' coverage check: some iteration took the SLOW unlock path.
@@ -1545,7 +1673,7 @@ mod loom_tests {
     /// every spin of a waiter into a yield back to the holder, so without these the holder always
     /// finishes before a waiter has spun its (tiny) budget, and the paths where a waiter blocks
     /// while the lock is held (the head's hash + SLOW, the unlock's kick) are never reached.
-    fn critical<B: Backend>(s: &Shared<B>, cs_yields: usize) {
+    fn critical<B: Backend>(s: &Shared<B>, cs_yields: usize, fair: bool) {
         s.lock.lock();
         for _ in 0..cs_yields {
             loom::thread::yield_now();
@@ -1556,8 +1684,13 @@ mod loom_tests {
             // SAFETY: the lock is held; loom checks the claim.
             unsafe { *c += 1 }
         });
-        // SAFETY: locked above.
-        unsafe { s.lock.unlock() };
+        if fair {
+            // SAFETY: locked above.
+            unsafe { s.lock.unlock_fair() };
+        } else {
+            // SAFETY: locked above.
+            unsafe { s.lock.unlock() };
+        }
     }
 
     fn model<const BLOCKING: bool, const EARLY: bool>(
@@ -1565,6 +1698,16 @@ mod loom_tests {
         rounds: usize,
         preemptions: usize,
         cs_yields: usize,
+    ) {
+        model_with::<BLOCKING, EARLY>(threads, rounds, preemptions, cs_yields, false)
+    }
+
+    fn model_with<const BLOCKING: bool, const EARLY: bool>(
+        threads: usize,
+        rounds: usize,
+        preemptions: usize,
+        cs_yields: usize,
+        fair: bool,
     ) {
         let mut builder = loom::model::Builder::new();
         if builder.preemption_bound.is_none() {
@@ -1585,7 +1728,7 @@ mod loom_tests {
                     loom::thread::spawn(move || {
                         MY_SLOT.with(|m| m.set(Some(slot)));
                         for _ in 0..rounds {
-                            critical(&s, cs_yields);
+                            critical(&s, cs_yields, fair);
                         }
                     })
                 })
@@ -1649,5 +1792,33 @@ mod loom_tests {
     #[test]
     fn loom_queued_native_pending() {
         model::<false, false>(2, 1, 2, 0);
+    }
+
+    /// (4) Fair unlock, pv: two threads, every unlock fair. The holder yields in its critical
+    /// section, so the waiter queues while it is held, as a spinning head (`pending`: the CAS to
+    /// `HANDED`) or a blocked one (`SLOW`: unhash, `HANDED`, kick), and takes the `HANDED` byte.
+    /// Asserts that a hand-over happened. Preemption bound 3 (well under a second); two rounds
+    /// each, or a third thread, do not finish in 5 minutes: the releaser coming back and queueing
+    /// behind the waiter is checked by `tests/fair_unlock.rs` instead.
+    #[test]
+    fn loom_queued_fair_unlock_pv() {
+        HANDED_OVER.with(|n| n.set(0));
+        model_with::<true, false>(2, 1, 3, HEAD_CS_YIELDS, true);
+        assert!(
+            HANDED_OVER.with(Cell::get) > 0,
+            "the model never handed the lock over"
+        );
+    }
+
+    /// (5) Fair unlock, native: the pending waiter takes the `HANDED` byte
+    /// (`0,1,HANDED -> 0,0,1`). Preemption bound 2.
+    #[test]
+    fn loom_queued_fair_unlock_native() {
+        HANDED_OVER.with(|n| n.set(0));
+        model_with::<false, false>(2, 1, 2, 1, true);
+        assert!(
+            HANDED_OVER.with(Cell::get) > 0,
+            "the model never handed the lock over"
+        );
     }
 }

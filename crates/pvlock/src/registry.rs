@@ -19,6 +19,19 @@
 //!
 //! Without the `std` feature there are no thread-locals: a `no_std` user supplies the slot of the
 //! current CPU through [`Backend::current`](crate::backend::Backend::current), using [`slot`].
+//!
+//! A slot is its thread's identity while the thread lives: if two threads used one slot, both
+//! could be handed the same queue position and enter a critical section together. So claiming
+//! and giving back slots is the registry's own business, and safe code cannot do either:
+//!
+//! ```compile_fail,E0603
+//! let mine = pvlock::registry::claim();
+//! ```
+//!
+//! ```compile_fail,E0603
+//! // Giving a slot back while its thread may still wait with it: not possible from outside.
+//! pvlock::registry::release(pvlock::registry::current().unwrap());
+//! ```
 
 use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -44,6 +57,9 @@ pub struct Slot {
     pub(crate) locked: AtomicU32,
     /// pv node state (`RUNNING`, `HALTED`, `HASHED`; see queued.rs).
     pub(crate) state: AtomicU32,
+    /// Index of the hash entry a lock owner made for this node when it made it `HASHED`
+    /// (queued.rs, `kick_node`); written before that release CAS.
+    pub(crate) entry: AtomicU32,
     /// Steals past queued waiters left in this thread's steal budget (steal.rs). Only its own
     /// thread touches it.
     pub(crate) steals: AtomicU32,
@@ -80,6 +96,7 @@ impl Slot {
                 next: AtomicU32::new(0),
                 locked: AtomicU32::new(0),
                 state: AtomicU32::new(0),
+                entry: AtomicU32::new(0),
                 steals: AtomicU32::new(0),
                 used: AtomicU64::new(0),
                 run_base: AtomicU32::new(0),
@@ -166,13 +183,50 @@ fn claims() -> &'static Claims {
     &CLAIMS
 }
 
-/// The slot with this index.
+/// The slot with this index (crate-internal: a tail code or a scan names a slot by index).
 ///
 /// # Panics
 /// If `index >= MAX_SLOTS`.
 #[inline]
-pub fn slot(index: usize) -> &'static Slot {
+pub(crate) fn slot_at(index: usize) -> &'static Slot {
     &table()[index]
+}
+
+/// The slot with this index, for a `no_std` backend whose
+/// [`Backend::current`](crate::backend::Backend::current) names the slot of the CPU it runs on
+/// (the kernel's per-CPU node).
+///
+/// A slot is a waiter's identity: its MCS queue node, the record of the lock it is blocked on,
+/// its wake-up latch. Two threads that both use one slot as their own corrupt the queue and can
+/// both enter the critical section; hence `unsafe`. Safe code only ever gets its own slot, from
+/// [`Backend::current`](crate::backend::Backend::current).
+///
+/// ```compile_fail,E0133
+/// // A slot by index is not for safe code: this does not compile.
+/// let s = pvlock::registry::slot(0);
+/// ```
+///
+/// # Safety
+/// While the caller may wait for a pvlock lock with this slot, no other thread or CPU may use it
+/// as its own: not return it from a `Backend::current` of its own, and not have it claimed by the
+/// per-thread registry (so a process whose locks use the registry's slots, as every `std` backend
+/// does, must not also hand out slots by index). In a guest kernel: `index` is the number of the
+/// CPU the caller runs on, used with preemption disabled.
+///
+/// # Panics
+/// If `index >= MAX_SLOTS`.
+#[inline]
+pub unsafe fn slot(index: usize) -> &'static Slot {
+    let s = slot_at(index);
+    // The unlock scans of `Ticket` and `Byte` look for blocked waiters below the high-water mark
+    // only, so a slot handed out by index must raise it as a claimed one does. A load first: the
+    // mark rarely changes, and this runs each time a waiter asks for its slot.
+    let c = claims();
+    if c.high_water.load(Ordering::Relaxed) <= index {
+        // Release: as in `claim`.
+        c.high_water.fetch_max(index + 1, Ordering::Release);
+    }
+    s
 }
 
 /// One past the highest slot index that has ever been claimed: scans of waiters stop here.
@@ -192,8 +246,10 @@ pub fn set_max_slots(n: usize) -> usize {
     n
 }
 
-/// Claims a free slot, or `None` when all of them (up to the limit) are taken.
-pub fn claim() -> Option<&'static Slot> {
+/// Claims a free slot, or `None` when all of them (up to the limit) are taken. Crate-internal:
+/// a claimed slot is the claimer's identity until [`release`].
+#[cfg(feature = "std")]
+pub(crate) fn claim() -> Option<&'static Slot> {
     let c = claims();
     let limit = c.limit.load(Ordering::Relaxed);
     for (w, word) in c.words.iter().enumerate() {
@@ -218,7 +274,7 @@ pub fn claim() -> Option<&'static Slot> {
             ) {
                 Ok(_) => {
                     c.high_water.fetch_max(index + 1, Ordering::Release);
-                    return Some(slot(index));
+                    return Some(slot_at(index));
                 }
                 Err(now) => bits = now,
             }
@@ -227,10 +283,14 @@ pub fn claim() -> Option<&'static Slot> {
     None
 }
 
-/// Gives a slot back. The caller must not use it afterwards.
-pub fn release(s: &'static Slot) {
+/// Gives a slot back. Crate-internal: the caller (the thread-local owner at thread exit, or a
+/// loom model) must not use it afterwards, since the next claimant owns it.
+#[cfg(feature = "std")]
+pub(crate) fn release(s: &'static Slot) {
     let index = s.index();
     crate::steal::forget(s);
+    // The next claimant starts with an empty steal budget, as a fresh slot does (steal.rs).
+    s.steals.store(0, Ordering::Relaxed);
     s.lock.store(0, Ordering::Relaxed);
     s.next.store(0, Ordering::Relaxed);
     s.locked.store(0, Ordering::Relaxed);

@@ -10,7 +10,7 @@
 //!
 //! # The rule
 //!
-//! A thread may steal past queued waiters (a queue tail is set) at most [`steal_budget`] times
+//! A thread may steal past queued waiters (a queue tail is set) at most [`tuning::steal_budget`](crate::tuning::steal_budget) times
 //! ([`DEFAULT_STEALS`]) between two passes through a queue. After that it queues like everyone
 //! else, at the tail, and its budget is restored when it reaches the head and takes the lock. So
 //! the running threads rotate through the FIFO queue, and every thread gets its turn on a CPU with
@@ -53,14 +53,9 @@
 //!
 //! A thread starts with an empty budget: in a crowded process its first steal attempt past
 //! waiters queues it instead. Override the budget with the environment variable `PVLOCK_STEALS`
-//! (read once, at first use), or with [`set_steal_budget`] (it applies from each thread's next
-//! queue pass); 0 turns stealing past waiters off at once: the lock is then FIFO whenever anyone
-//! is queued.
-//!
-//! ```
-//! pvlock::steal::set_steal_budget(512);
-//! assert_eq!(pvlock::steal::steal_budget(), 512);
-//! ```
+//! (read once, at first use), or with
+//! [`tuning::set_steal_budget`](crate::tuning::set_steal_budget) (it applies from each thread's
+//! next queue pass); both keep it in its valid range (see [`crate::tuning`]).
 
 use crate::registry::Slot;
 use crate::sync::Ordering;
@@ -84,13 +79,10 @@ static BUDGET_PLUS_1: AtomicU32 = AtomicU32::new(0);
 
 /// The steal budget in force, in steals past queued waiters between two queue passes.
 #[cfg(not(loom))]
-pub fn steal_budget() -> u32 {
+pub(crate) fn steal_budget() -> u32 {
     match BUDGET_PLUS_1.load(Ordering::Relaxed) {
         0 => {
-            #[cfg(feature = "std")]
-            let n = crate::env_number::<u32>("PVLOCK_STEALS").unwrap_or(DEFAULT_STEALS);
-            #[cfg(not(feature = "std"))]
-            let n = DEFAULT_STEALS;
+            let n = crate::tuning::steals_from_env();
             set_steal_budget(n);
             n.min(u32::MAX - 1)
         }
@@ -100,14 +92,15 @@ pub fn steal_budget() -> u32 {
 
 /// Under loom: one steal, then queue (so the models exercise both branches).
 #[cfg(loom)]
-pub fn steal_budget() -> u32 {
+pub(crate) fn steal_budget() -> u32 {
     1
 }
 
-/// Sets the steal budget (0: never steal past queued waiters). Each thread picks it up at its next
-/// pass through a queue.
+/// Sets the steal budget (0: never steal past queued waiters; the public setter,
+/// [`crate::tuning::set_steal_budget`], keeps it in its valid range). Each thread picks it up at
+/// its next pass through a queue.
 #[cfg(not(loom))]
-pub fn set_steal_budget(steals: u32) {
+pub(crate) fn set_steal_budget(steals: u32) {
     BUDGET_PLUS_1.store(steals.min(u32::MAX - 1) + 1, Ordering::Relaxed);
 }
 
@@ -232,10 +225,10 @@ pub(crate) fn end_run(s: &Slot) {
 }
 
 /// The slot `s` is given back: its thread leaves the accounting.
+#[cfg(feature = "std")]
 pub(crate) fn forget(s: &Slot) {
-    // The next claimant's first run starts from the budget it inherits.
-    s.run_base
-        .store(s.steals.load(Ordering::Relaxed), Ordering::Relaxed);
+    // The next claimant's first run starts from an empty budget (`registry::release`).
+    s.run_base.store(0, Ordering::Relaxed);
     #[cfg(all(feature = "std", not(loom)))]
     if s.counted.swap(0, Ordering::Relaxed) != 0 {
         USED_SUM.fetch_sub(s.used.load(Ordering::Relaxed), Ordering::Relaxed);

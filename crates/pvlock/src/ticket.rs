@@ -258,7 +258,7 @@ impl<B: Backend> Ticket<B> {
     #[inline(never)]
     fn kick_next(addr: usize, next: u32) {
         for i in 0..registry::high_water() {
-            let s: &Slot = registry::slot(i);
+            let s: &Slot = registry::slot_at(i);
             // Relaxed: the record was made visible by the Acquire of our unlock RMW; a record
             // written later belongs to a waiter whose own RMW will see its turn.
             if s.lock.load(Ordering::Relaxed) == addr && s.want.load(Ordering::Relaxed) == next {

@@ -1,65 +1,70 @@
-//! The steal budget (`pvlock::steal`): with a zero budget a thread never takes a `Queued` lock
-//! past a waiter already queued for it. (Own file: the budget is process-wide.)
+//! The steal budget (`pvlock::steal`): while the process is crowded (at least as many threads
+//! queued as CPUs), a thread whose budget is spent never takes a `Queued` lock past the waiters
+//! already queued for it. (Own file: the budget and the crowding count are process-wide.)
 
 #![cfg(not(loom))]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
-use pvlock::backend::Auto;
 use pvlock::queued::Queued;
-use pvlock::steal::{set_steal_budget, steal_budget};
+use pvlock::RawLock;
 
-#[test]
-fn zero_budget_hands_the_lock_to_the_queued_waiter() {
-    set_steal_budget(750);
-    assert_eq!(steal_budget(), 750);
-    set_steal_budget(u32::MAX);
-    assert_eq!(steal_budget(), u32::MAX - 1);
-    set_steal_budget(0);
-    assert_eq!(steal_budget(), 0);
+#[cfg(target_os = "linux")]
+type Blocking = pvlock::backend::Futex;
+#[cfg(not(target_os = "linux"))]
+type Blocking = pvlock::backend::Park;
 
-    let lock = Queued::<Auto>::new();
+/// One round: the main thread holds the lock while `waiters` threads queue behind it and block,
+/// then releases it and at once takes it again. Returns the order in which the lock was had.
+fn round(lock: &Queued<Blocking>, waiters: usize) -> Vec<&'static str> {
     let order = StdMutex::new(Vec::new());
-    for round in 0..50 {
-        order.lock().unwrap().clear();
-        let entered = AtomicUsize::new(0);
-        lock.lock();
-        std::thread::scope(|s| {
+    RawLock::lock(lock);
+    std::thread::scope(|s| {
+        for _ in 0..waiters {
             s.spawn(|| {
-                entered.store(1, Ordering::Relaxed);
-                lock.lock();
+                RawLock::lock(lock);
                 order.lock().unwrap().push("waiter");
                 // SAFETY: locked just above.
-                unsafe { lock.unlock() };
+                unsafe { RawLock::unlock(lock) };
             });
-            // Wait until the waiter is queued (a tail in the word), not merely spinning.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while entered.load(Ordering::Relaxed) == 0 || !lock.is_contended() {
-                assert!(
-                    Instant::now() < deadline,
-                    "round {round}: the waiter never queued"
-                );
-                std::thread::yield_now();
-            }
-            // Give the waiter time to spin out its budget and block: a spinning queue head sets
-            // `pending`, which stops stealing anyway; a blocked one does not.
-            std::thread::sleep(Duration::from_millis(2));
-            // Release and come straight back: with a zero budget we may not take the lock past
-            // the queued waiter, however fast we are.
-            // SAFETY: locked above, by this thread.
-            unsafe { lock.unlock() };
-            lock.lock();
-            order.lock().unwrap().push("releaser");
-            // SAFETY: locked just above.
-            unsafe { lock.unlock() };
-        });
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !RawLock::is_contended(lock) {
+            assert!(Instant::now() < deadline, "the waiters never queued");
+            std::thread::yield_now();
+        }
+        // Long enough for every waiter to spin out its budget, queue and block: a spinning
+        // queue head sets `pending`, which stops stealing by itself; a blocked one does not.
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: locked above, by this thread.
+        unsafe { RawLock::unlock(lock) };
+        RawLock::lock(lock);
+        order.lock().unwrap().push("releaser");
+        // SAFETY: locked just above.
+        unsafe { RawLock::unlock(lock) };
+    });
+    order.into_inner().unwrap()
+}
+
+#[test]
+fn a_spent_budget_queues_behind_crowded_waiters() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let lock = Queued::<Blocking>::new();
+    // The releaser has never passed through a queue, so its budget is empty; with more queued
+    // threads than CPUs it must queue behind them instead of stealing past the blocked head.
+    // (Without the budget rule it steals at once: its relock comes nanoseconds after its unlock,
+    // long before the kicked head can run.)
+    for r in 0..20 {
+        // A fresh thread each round: its slot starts with an empty budget (a slot given back by
+        // an exited thread is reset).
+        let order = std::thread::scope(|s| s.spawn(|| round(&lock, cpus + 1)).join().unwrap());
         assert_eq!(
-            *order.lock().unwrap(),
-            ["waiter", "releaser"],
-            "round {round}: the releaser stole the lock from the queued waiter"
+            order.first(),
+            Some(&"waiter"),
+            "round {r}: the releaser stole the lock past {} blocked waiters: {order:?}",
+            cpus + 1
         );
     }
-    assert!(!lock.is_locked() && !lock.is_contended());
+    assert!(!RawLock::is_locked(&lock) && !RawLock::is_contended(&lock));
 }

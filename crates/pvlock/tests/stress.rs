@@ -196,18 +196,16 @@ stress_tests! {
     queued_auto: Queued<Auto>, TOTAL_BLOCKING;
 }
 
-/// `Queued<Auto>` with a zero and a tiny steal budget: every thread queues (and blocks) far more
-/// often than with the default, so the queue and wake-up paths carry the load.
+/// `Queued<Auto>` with the smallest steal budget: every thread queues (and blocks) far more often
+/// than with the default, so the queue and wake-up paths carry the load.
 #[test]
-fn queued_auto_steal_budgets() {
+fn queued_auto_smallest_steal_budget() {
     let _serial = serial();
-    let default = pvlock::steal::steal_budget();
-    for budget in [0, 16] {
-        pvlock::steal::set_steal_budget(budget);
-        let name = format!("queued_auto_steal_budget_{budget}");
-        stress::<Queued<Auto>>(&name, cpus() * 8, TOTAL_BLOCKING, CAP_BLOCKING);
-    }
-    pvlock::steal::set_steal_budget(default);
+    let default = pvlock::tuning::steal_budget();
+    let budget = pvlock::tuning::set_steal_budget(0);
+    let name = format!("queued_auto_steal_budget_{budget}");
+    stress::<Queued<Auto>>(&name, cpus() * 8, TOTAL_BLOCKING, CAP_BLOCKING);
+    pvlock::tuning::set_steal_budget(default);
 }
 
 /// Data behind a `lock_api` mutex: the same non-atomic checks, through guards.

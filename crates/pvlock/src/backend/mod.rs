@@ -44,7 +44,9 @@
 //! unsafe impl Backend for Hypervisor {
 //!     const BLOCKING: bool = true;
 //!     fn current() -> Option<&'static Slot> {
-//!         Some(registry::slot(this_cpu()))
+//!         // SAFETY: the slot of the CPU we run on, used with preemption disabled (as spinlocks
+//!         // are in a kernel); this kernel's locks take no slot from the thread registry.
+//!         Some(unsafe { registry::slot(this_cpu()) })
 //!     }
 //!     fn wait(_me: &Slot, ptr: &AtomicU32, val: u32) {
 //!         halt_if(|| ptr.load(Ordering::SeqCst) == val);

@@ -147,7 +147,7 @@ pub(super) fn unhash(lock: usize) -> &'static Slot {
                 let node = e.node.load(Ordering::Relaxed);
                 // Release: our read of `node` happens before the next claimant writes it.
                 e.lock.store(0, Ordering::Release);
-                return registry::slot(node as usize);
+                return registry::slot_at(node as usize);
             }
         }
         debug_assert!(false, "pvlock: queued lock SLOW without a hash entry");
@@ -160,6 +160,19 @@ pub(super) fn unhash(lock: usize) -> &'static Slot {
 pub(super) fn clear(index: usize) {
     // Release: as in `unhash`.
     table()[index].lock.store(0, Ordering::Release);
+}
+
+/// Whether entry `index` (returned by [`hash`]) still records `(lock, node)`: `false` once the
+/// unlock that kicks `node` has removed it.
+///
+/// Exact for the head of `lock`'s queue asking about its own entry: nobody else makes an entry
+/// naming the head while it is head (an owner hashes only its successor, in `kick_node`), so an
+/// index that names another lock or node has been removed (and perhaps reused).
+pub(super) fn holds(index: usize, lock: usize, node: &Slot) -> bool {
+    let e = &table()[index];
+    // Acquire: pairs with the Release clear in `unhash`, so a head that sees its entry gone also
+    // sees the unlock's `SLOW -> UNLOCKING` (sequenced before that clear) on the lock word.
+    e.lock.load(Ordering::Acquire) == lock && e.node.load(Ordering::Relaxed) == node.index() as u32
 }
 
 /// Whether an entry for `lock` exists now (tests and assertions).
@@ -187,8 +200,8 @@ mod tests {
 
     #[test]
     fn hash_unhash_round_trip() {
-        let s1 = registry::slot(1);
-        let s2 = registry::slot(2);
+        let s1 = registry::slot_at(1);
+        let s2 = registry::slot_at(2);
         let i = hash(A, s1);
         let j = hash(B, s2);
         assert_ne!(i, j);
@@ -210,7 +223,7 @@ mod tests {
             .collect();
         assert!(addrs.len() >= 2);
         for (n, &a) in addrs.iter().enumerate() {
-            hash(a, registry::slot(n));
+            hash(a, registry::slot_at(n));
         }
         for (n, &a) in addrs.iter().enumerate().rev() {
             assert_eq!(unhash(a).index(), n);
@@ -218,7 +231,7 @@ mod tests {
         for &a in &addrs {
             assert!(!contains(a));
         }
-        let i = hash(A, registry::slot(7));
+        let i = hash(A, registry::slot_at(7));
         clear(i);
         assert!(!contains(A));
     }
