@@ -59,9 +59,10 @@ pub fn iterations() -> u32 {
     DEFAULT_ITERATIONS
 }
 
-/// Sets the budget in iterations directly (0 means "block at once" and is stored as 1).
+/// Sets the budget in iterations directly (0 means "block at once" and is stored as 1). The
+/// public setters ([`crate::tuning`]) keep it in its valid range.
 #[cfg(not(loom))]
-pub fn set_iterations(n: u32) {
+pub(crate) fn set_iterations(n: u32) {
     ITERATIONS.store(n.max(1), Ordering::Relaxed);
 }
 

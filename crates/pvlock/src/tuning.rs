@@ -2,7 +2,7 @@
 //!
 //! | value | default | valid range | environment | set with |
 //! |---|---|---|---|---|
-//! | spin budget: how long a waiter spins before it blocks | 40 µs | 0 to 10 ms | `PVLOCK_SPIN_NS` (nanoseconds) | [`set_spin_budget`] |
+//! | spin budget: how long a waiter spins before it blocks | 40 µs (without `std`: 4096 iterations) | 0 to 10 ms (1 to 1 048 576 iterations) | `PVLOCK_SPIN_NS` (nanoseconds) | [`set_spin_budget`], [`set_spin_iterations`] |
 //! | steal budget: how often a running thread may take a `Queued` lock past queued waiters before it must queue itself, while the process is crowded | 4096 | 256 to 1 048 576 | `PVLOCK_STEALS` | [`set_steal_budget`] |
 //!
 //! **When you would change them.** The spin budget: shorter if your critical sections are long
@@ -182,6 +182,23 @@ pub fn set_spin_budget(budget: core::time::Duration) -> core::time::Duration {
     let ns = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
     crate::budget::set_spin_ns(SPIN_NS.clamp(ns));
     spin_budget()
+}
+
+/// The spin budget in force, in iterations of the spin loop (a `PAUSE` and a load).
+pub fn spin_iterations() -> u32 {
+    crate::budget::iterations()
+}
+
+/// Sets the spin budget in iterations of the spin loop, clamped to 1 to 1 048 576; returns the
+/// budget in force. This is how to set it without `std`, where there is no clock to convert a
+/// duration (the default there is 4096 iterations); with `std` prefer [`set_spin_budget`], since
+/// what one iteration costs differs tenfold between CPUs.
+pub fn set_spin_iterations(iterations: u32) -> u32 {
+    let n = iterations.clamp(1, 1 << 20);
+    // Under loom the budget is fixed (one iteration), so the models reach the blocking paths.
+    #[cfg(not(loom))]
+    crate::budget::set_iterations(n);
+    n
 }
 
 /// The steal budget in force.

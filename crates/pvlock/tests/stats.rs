@@ -37,10 +37,10 @@ fn wait_behind_hold(hold: Duration) -> (Duration, Snapshot) {
 
 /// Runs `f` with a spin budget of `iterations`, then restores the one before.
 fn with_spin_budget<T>(iterations: u32, f: impl FnOnce() -> T) -> T {
-    let old = pvlock::budget::iterations();
-    pvlock::budget::set_iterations(iterations);
+    let old = pvlock::tuning::spin_iterations();
+    assert_eq!(pvlock::tuning::set_spin_iterations(iterations), iterations);
     let r = f();
-    pvlock::budget::set_iterations(old);
+    pvlock::tuning::set_spin_iterations(old);
     r
 }
 
