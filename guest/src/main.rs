@@ -57,6 +57,7 @@ fn start<R: RawMutex + Sync + 'static>(mb: &Mailbox) -> ! {
             let s = registry::claim().expect("a free waiter slot per vCPU");
             assert_eq!(s.index(), i, "slots are claimed in order");
         }
+        mb.spin_cost.store(spin_cost(), Relaxed);
         let spin = mb.spin_iterations.load(Relaxed);
         if spin != 0 {
             pvlock::budget::set_iterations(spin);
@@ -90,6 +91,22 @@ fn start<R: RawMutex + Sync + 'static>(mb: &Mailbox) -> ! {
         other => panic!("unknown workload id {other}"),
     }
     rt::done()
+}
+
+/// TSC cycles per 1,024 iterations of `PAUSE` + load (the lock spin loops' step), best of 5.
+fn spin_cost() -> u64 {
+    let probe = core::sync::atomic::AtomicU32::new(0);
+    (0..5)
+        .map(|_| {
+            let t = rt::rdtsc();
+            for _ in 0..4096 {
+                core::hint::spin_loop();
+                core::hint::black_box(probe.load(Relaxed));
+            }
+            rt::rdtsc().wrapping_sub(t) / 4
+        })
+        .min()
+        .unwrap_or(0)
 }
 
 /// Runs `body`, then counts this vCPU as finished; the last one records the protected count.

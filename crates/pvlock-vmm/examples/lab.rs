@@ -111,7 +111,7 @@ fn main() {
                 for l in &r.locks {
                     let _ = writeln!(
                         f,
-                        "{}\t{}\t{}\t{}\t{:.0}\t{:.4}\t{:.3}\t{:.3}\t{:.3}\t{:.4}\t{:.4}\t{}\t{:.4}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{:.0}\t{:.4}\t{:.3}\t{:.3}\t{:.3}\t{:.4}\t{:.4}\t{}\t{:.4}\t{}\t{}\t{}\t{}\t{}",
                         n,
                         c.workload.id(),
                         l.lock.id(),
@@ -127,6 +127,9 @@ fn main() {
                         l.wall.as_secs_f64(),
                         l.acquisitions(),
                         l.hist.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+                        l.spin_cost_1k,
+                        l.drain_cycles.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+                        l.tsc_khz,
                     );
                 }
             }

@@ -159,6 +159,9 @@ pub struct Mailbox {
     pub counted: AtomicU64,
     /// Drain rounds completed.
     pub drained: AtomicU32,
+    /// TSC cycles per 1,024 iterations of a spin loop (`PAUSE` and a load), measured by the
+    /// boot vCPU (best of 5): converts latencies to the spin iterations of the seeds.
+    pub spin_cost: AtomicU64,
     /// Line of a guest panic.
     pub panic_line: AtomicU32,
     /// File of a guest panic (NUL-padded).

@@ -623,6 +623,7 @@ fn run_lock(config: &Config, lock: Lock) -> Result<LockReport, Error> {
         hist,
         drain_cycles: mb.drain_cycles[..drained].iter().map(get).collect(),
         tsc_khz,
+        spin_cost_1k: get(&mb.spin_cost),
     };
     if report.counted != report.acquisitions() {
         return Err(Error::Exclusion {

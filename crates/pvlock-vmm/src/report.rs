@@ -47,6 +47,9 @@ pub struct LockReport {
     pub drain_cycles: Vec<u64>,
     /// TSC frequency in kHz (converts cycles to time).
     pub tsc_khz: u32,
+    /// TSC cycles per 1,024 iterations of a spin loop (`PAUSE` + load) in the guest, measured at
+    /// boot: converts cycles to spin iterations.
+    pub spin_cost_1k: u64,
 }
 
 /// Every lock's run for one configuration.
@@ -130,6 +133,14 @@ impl LockReport {
     /// Median drain time in microseconds (`drain` workload), if any round completed.
     pub fn drain_us(&self) -> Option<f64> {
         median_u64(&self.drain_cycles).map(|c| self.cycles_to_us(c))
+    }
+
+    /// The share of acquisitions that took less time than `n` spin iterations would (see
+    /// [`spin_cost_1k`](LockReport::spin_cost_1k); whole histogram buckets, as [`share_within`]).
+    ///
+    /// [`share_within`]: LockReport::share_within
+    pub fn share_within_spins(&self, n: u64) -> f64 {
+        self.share_within(n.saturating_mul(self.spin_cost_1k) / 1024)
     }
 
     /// The share of acquisitions that took fewer than `cycles` TSC cycles, from the histogram
@@ -266,6 +277,7 @@ mod tests {
             hist: [0; HIST_BUCKETS],
             drain_cycles: vec![3_000, 1_000, 2_000],
             tsc_khz: 1_000_000,
+            spin_cost_1k: 40_000,
         }
     }
 
