@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p pvlock-vmm --example lab -- [--vcpus 2,8] [--locks queued-pv,tas]
-//!     [--workload counter] [--duration 1s] [--repeats 3] [--spin N] [--tsv PATH]
+//!     [--workload counter] [--duration 1s] [--repeats 3] [--spin N] [--rounds N] [--ncs N]
+//!     [--per-vcpu] [--tsv PATH]
 //! ```
 //!
 //! Runs every lock at every vCPU count `--repeats` times (the locks alternated within each
@@ -42,6 +43,7 @@ fn main() {
     let mut cfg = Config::default();
     let mut repeats = 1usize;
     let mut tsv: Option<std::fs::File> = None;
+    let mut per_vcpu = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut v = || {
@@ -76,6 +78,7 @@ fn main() {
             }
             "--rounds" => cfg.rounds = v().parse().unwrap_or_else(|_| usage("bad --rounds")),
             "--ncs" => cfg.ncs = v().parse().unwrap_or_else(|_| usage("bad --ncs")),
+            "--per-vcpu" => per_vcpu = true,
             "--tsv" => {
                 let p = v();
                 tsv = Some(
@@ -107,6 +110,25 @@ fn main() {
                 }
             };
             print!("repeat {}: {}", rep + 1, render_table(&r));
+            if per_vcpu {
+                for l in &r.locks {
+                    println!(
+                        "{} per vCPU: acquisitions halts kicks spin% halt% (of its run)",
+                        l.lock.id()
+                    );
+                    for (i, v) in l.vcpus.iter().enumerate() {
+                        let w = v.window_cycles.max(1) as f64;
+                        println!(
+                            "  {i:>2} {:>9} {:>7} {:>7} {:>5.1} {:>5.1}",
+                            v.acquisitions,
+                            v.halts,
+                            v.kicks,
+                            100.0 * v.spin_cycles as f64 / w,
+                            100.0 * v.halt_cycles as f64 / w
+                        );
+                    }
+                }
+            }
             if let Some(f) = tsv.as_mut() {
                 for l in &r.locks {
                     let _ = writeln!(
