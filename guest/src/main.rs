@@ -58,6 +58,7 @@ fn start<R: RawMutex + Sync + 'static>(mb: &Mailbox) -> ! {
             assert_eq!(s.index(), i, "slots are claimed in order");
         }
         mb.spin_cost.store(spin_cost(), Relaxed);
+        mb.exit_cost.store(exit_cost(), Relaxed);
         let spin = mb.spin_iterations.load(Relaxed);
         if spin != 0 {
             pvlock::budget::set_iterations(spin);
@@ -107,6 +108,22 @@ fn spin_cost() -> u64 {
         })
         .min()
         .unwrap_or(0)
+}
+
+/// TSC cycles of the fastest of 64 kick exits to this vCPU itself (the VMM only latches them);
+/// the halt after them consumes the latched kick and returns at once.
+fn exit_cost() -> u64 {
+    let me = rt::cpu();
+    let best = (0..64)
+        .map(|_| {
+            let t = rt::rdtsc();
+            rt::kick_raw(me);
+            rt::rdtsc().wrapping_sub(t)
+        })
+        .min()
+        .unwrap_or(0);
+    rt::halt_raw();
+    best
 }
 
 /// Runs `body`, then counts this vCPU as finished; the last one records the protected count.

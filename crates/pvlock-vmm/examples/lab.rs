@@ -168,13 +168,16 @@ fn main() {
                 };
                 let tp = m(&|r| r.throughput());
                 println!(
-                    "{:<12} {:>12.0} acq/s {:>5.2}x  fairness {:.2}  exits/1k {:>8.1}  spin {:>3.0}%{}",
+                    "{:<12} {:>12.0} acq/s {:>5.2}x  fairness {:.2}  exits/1k {:>8.2}  spin {:>3.0}%  kick {:>5.1} us  halt {:>7.1} us  exit {:>4.1} us{}",
                     l.id(),
                     tp,
                     tp / best,
                     m(&|r| r.fairness()),
                     m(&|r| r.exits_per_1k()),
                     100.0 * m(&|r| r.spin_share()),
+                    m(&|r| r.kick_exit_us().unwrap_or(0.0)),
+                    m(&|r| r.halt_us().unwrap_or(0.0)),
+                    m(&|r| r.exit_us()),
                     if c.workload == Workload::Drain {
                         format!("  drain {:.0} us", m(&|r| r.drain_us().unwrap_or(f64::NAN)))
                     } else {

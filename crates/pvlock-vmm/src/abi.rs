@@ -162,6 +162,9 @@ pub struct Mailbox {
     /// TSC cycles per 1,024 iterations of a spin loop (`PAUSE` and a load), measured by the
     /// boot vCPU (best of 5): converts latencies to the spin iterations of the seeds.
     pub spin_cost: AtomicU64,
+    /// TSC cycles of the fastest of 64 kick exits the boot vCPU makes to itself before the run
+    /// (the bare exit round trip, nobody to wake).
+    pub exit_cost: AtomicU64,
     /// Line of a guest panic.
     pub panic_line: AtomicU32,
     /// File of a guest panic (NUL-padded).

@@ -624,6 +624,7 @@ fn run_lock(config: &Config, lock: Lock) -> Result<LockReport, Error> {
         drain_cycles: mb.drain_cycles[..drained].iter().map(get).collect(),
         tsc_khz,
         spin_cost_1k: get(&mb.spin_cost),
+        exit_cycles: get(&mb.exit_cost),
     };
     if report.counted != report.acquisitions() {
         return Err(Error::Exclusion {

@@ -50,6 +50,9 @@ pub struct LockReport {
     /// TSC cycles per 1,024 iterations of a spin loop (`PAUSE` + load) in the guest, measured at
     /// boot: converts cycles to spin iterations.
     pub spin_cost_1k: u64,
+    /// TSC cycles of the fastest of 64 bare kick exits (nobody to wake) the guest made at boot:
+    /// the exit round trip.
+    pub exit_cycles: u64,
 }
 
 /// Every lock's run for one configuration.
@@ -123,6 +126,31 @@ impl LockReport {
             self.vcpus.iter().map(|v| v.halt_cycles).sum(),
             self.vcpus.iter().map(|v| v.window_cycles).sum(),
         )
+    }
+
+    /// The bare exit round trip in microseconds (see [`exit_cycles`](LockReport::exit_cycles)).
+    pub fn exit_us(&self) -> f64 {
+        self.cycles_to_us(self.exit_cycles)
+    }
+
+    /// Mean time of one kick exit in microseconds (the exit round trip; the waker does not
+    /// wait for the target), `None` without kicks.
+    pub fn kick_exit_us(&self) -> Option<f64> {
+        let (c, n) = self
+            .vcpus
+            .iter()
+            .fold((0, 0), |(c, n), v| (c + v.kick_cycles, n + v.kicks));
+        (n > 0).then(|| self.cycles_to_us(c) / n as f64)
+    }
+
+    /// Mean time of one halt exit in microseconds, from the `out` until the vCPU runs again
+    /// (blocked until kicked, then waiting for a host CPU), `None` without halts.
+    pub fn halt_us(&self) -> Option<f64> {
+        let (c, n) = self
+            .vcpus
+            .iter()
+            .fold((0, 0), |(c, n), v| (c + v.halt_cycles, n + v.halts));
+        (n > 0).then(|| self.cycles_to_us(c) / n as f64)
     }
 
     /// Converts TSC cycles to microseconds.
@@ -278,6 +306,7 @@ mod tests {
             drain_cycles: vec![3_000, 1_000, 2_000],
             tsc_khz: 1_000_000,
             spin_cost_1k: 40_000,
+            exit_cycles: 20_000,
         }
     }
 
@@ -291,6 +320,11 @@ mod tests {
         assert_eq!(r.spin_share(), 0.6);
         assert_eq!(r.halt_share(), 0.3);
         assert_eq!(r.drain_us(), Some(2.0));
+        // 2 vCPUs x 10 cycles over 2 x 5 kicks at 1 GHz; 2 x 300 cycles over 2 x 5 halts.
+        assert_eq!(r.kick_exit_us(), Some(0.002));
+        assert_eq!(r.halt_us(), Some(0.06));
+        assert_eq!(report(&[1], 0).halt_us(), None);
+        assert_eq!(r.exit_us(), 20.0);
         assert_eq!(report(&[0, 0], 0).fairness(), 0.0);
         assert_eq!(report(&[0, 0], 1).exits_per_1k(), 0.0);
     }
