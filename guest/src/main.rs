@@ -18,7 +18,7 @@ use abi::{lock, workload, Mailbox};
 use core::sync::atomic::Ordering::*;
 use hypervisor::Hypervisor;
 use lock_api::RawMutex;
-use pvlock::{byte::Byte, queued::Queued, registry, ticket::Ticket};
+use pvlock::{byte::Byte, queued::Queued, ticket::Ticket};
 use work::{Counter, HashTable, Stats};
 
 /// Every vCPU's entry (from `_start`).
@@ -47,21 +47,14 @@ extern "C" fn guest_main(index: u64) -> ! {
 /// Boot (vCPU 0 builds the workload), wait for `go`, run, report, finish.
 fn start<R: RawMutex + Sync + 'static>(mb: &Mailbox) -> ! {
     let me = rt::cpu();
-    let n = mb.vcpus.load(Relaxed) as usize;
     let wl = mb.workload.load(Relaxed);
     let buckets = mb.buckets.load(Relaxed) as usize;
     if me == 0 {
-        // The registry's slots 0..n are the vCPUs': claiming them raises the high-water mark
-        // that the Ticket and Byte unlocks scan up to (slot i is vCPU i's, see `Hypervisor`).
-        for i in 0..n {
-            let s = registry::claim().expect("a free waiter slot per vCPU");
-            assert_eq!(s.index(), i, "slots are claimed in order");
-        }
         mb.spin_cost.store(spin_cost(), Relaxed);
         mb.exit_cost.store(exit_cost(), Relaxed);
         let spin = mb.spin_iterations.load(Relaxed);
         if spin != 0 {
-            pvlock::budget::set_iterations(spin);
+            pvlock::tuning::set_spin_iterations(spin);
         }
         match wl {
             workload::COUNTER | workload::DRAIN => Counter::<R>::init(),
