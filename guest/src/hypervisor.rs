@@ -5,8 +5,7 @@
 
 use crate::rt;
 use core::sync::atomic::{AtomicU32, Ordering};
-use pvlock::backend::Backend;
-use pvlock::registry::{self, Slot};
+use pvlock::backend::{self, Backend, Slot};
 
 /// Wait = the halt exit, kick = the kick exit, slot = vCPU index.
 pub struct Hypervisor;
@@ -23,7 +22,7 @@ unsafe impl Backend for Hypervisor {
         // SAFETY: slot i is vCPU i's and nobody else's (no lock here takes a slot from the
         // thread registry: the guest has no `std`); a vCPU runs one thread of the guest, which
         // waits for one lock at a time.
-        Some(unsafe { registry::slot(rt::cpu()) })
+        Some(unsafe { backend::slot(rt::cpu()) })
     }
 
     #[inline]

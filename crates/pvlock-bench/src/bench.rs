@@ -374,7 +374,7 @@ pub fn main(args: &[String]) -> Result<u8, CliError> {
         pvlock::dynamic::init().map_err(|e| usage(format!("PVLOCK: {e}")))?;
     }
     let clock = hist::init_clock();
-    let _ = pvlock::budget::iterations(); // calibrate the spin budget outside the measurements
+    let _ = pvlock::tuning::spin_iterations(); // calibrate the spin budget outside the measurements
     let machine = Machine::describe(cpu_list, clock);
     let antagonists = o.antagonists.unwrap_or(cpus);
 

@@ -64,8 +64,8 @@ impl Machine {
             date: utc_now(),
             clock: clock.to_string(),
             hostname: read("/proc/sys/kernel/hostname"),
-            spin_ns_per_1k: pvlock::budget::ns_per_1k_iterations(),
-            spin_budget_iterations: pvlock::budget::iterations(),
+            spin_ns_per_1k: spin_ns_per_1k(),
+            spin_budget_iterations: pvlock::tuning::spin_iterations(),
         }
     }
 }
@@ -161,6 +161,12 @@ impl Usage {
             involuntary: self.involuntary.saturating_sub(earlier.involuntary),
         }
     }
+}
+
+/// pvlock's calibrated cost of 1024 spin iterations, in ns, from the spin budget in force.
+fn spin_ns_per_1k() -> u32 {
+    let ns = pvlock::tuning::spin_budget().as_nanos() as f64;
+    (ns * 1024.0 / f64::from(pvlock::tuning::spin_iterations().max(1))).round() as u32
 }
 
 #[cfg(test)]

@@ -221,7 +221,7 @@ pub struct Config {
     /// Drain workload: rounds (at most [`abi::MAX_ROUNDS`], default 10).
     pub rounds: u32,
     /// pvlock's spin budget in iterations before a waiter halts; `None` keeps the library's
-    /// `no_std` default (`pvlock::budget::DEFAULT_ITERATIONS`).
+    /// `no_std` default (4096, see `pvlock::tuning::set_spin_iterations`).
     pub spin_iterations: Option<u32>,
     /// How long after the stop flag the guest may take to finish before the run is an error
     /// (default 10 s: a stalling lock drains slowly).

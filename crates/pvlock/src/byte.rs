@@ -1,4 +1,4 @@
-//! `Byte`: the Xen byte lock (seed 002), a test-and-set lock whose waiters spin, then register
+//! `Byte`: the Xen byte lock (Linux 2.6.26's Xen PV spinlock), a test-and-set lock whose waiters spin, then register
 //! in a spinner count and block; unlock kicks one of them.
 //!
 //! # Word
@@ -12,17 +12,17 @@
 //!
 //! * `locked` (byte 0) is `LOCKED` (1) while the lock is held, else 0: the seed's lock byte.
 //! * `spinners` counts the waiters *registered on the slow path*: each has recorded the lock's
-//!   address in its [`Slot`](registry::Slot) and may be blocked. It is not the number of threads spinning, as the
+//!   address in its [`Slot`](crate::backend::Slot) and may be blocked. It is not the number of threads spinning, as the
 //!   seed already admits ("only the count of contended lock-takers entering the slow path").
 //!   A waiter registers only with a slot of its own, so the count is at most
-//!   [`MAX_SLOTS`](registry::MAX_SLOTS) (1024) and never overflows 16 bits.
+//!   the 1024 waiter slots and never overflows 16 bits.
 //! * `cursor` (pv only) is bumped by every unlock and says where the next unlock starts its scan
 //!   for a waiter to kick, so that kicks rotate over the waiters (the seed's "XXX should mix up next
 //!   cpu selection"). Only the holder writes it, in its releasing RMW, so the holder reads it
 //!   stably and wraps it by itself without carrying into `spinners` (the trick `Ticket` uses for
 //!   `head`).
 //!
-//! With [`Spin`] nobody ever registers and the word is only ever 0 or `LOCKED`: the lock is a
+//! With [`Spin`](crate::backend::Spin) nobody ever registers and the word is only ever 0 or `LOCKED`: the lock is a
 //! plain test-and-test-and-set lock, unlock is a plain release store, and
 //! [`is_contended`](Byte::is_contended) is always `false`.
 //!
@@ -31,7 +31,7 @@
 //! ```text
 //! lock, fast:    (n, c, l) -fetch_or-> (n, c, 1)          locked if l was 0
 //! lock, spin:    load until l == 0, then fetch_or as above (test-and-test-and-set), for
-//!                B::spin_start() iterations
+//!                for the policy's spin (`Policy::queued_spin`)
 //! lock, pv:      record the lock's address in my slot, then
 //!                register   (n, c, l) -fetch_add-> (n+1, c, l)
 //!                           if l == 0: (n+1, c, 0) -fetch_or-> (n+1, c, 1): locked
@@ -54,7 +54,7 @@
 //!   unlock comes after the registration and is the next case.
 //! * The registration comes first: the unlock's RMW returns `spinners > 0`. Being acquiring, it
 //!   reads from the release sequence headed by the (releasing) registration, so the waiter's record
-//!   is visible to the scan (and so is its slot's index, below [`registry::high_water`]). The
+//!   is visible to the scan (and so is its slot's index, below the slots' high-water mark). The
 //!   scan finds *a* registered waiter, not necessarily that one, and kicks it. If it finds none,
 //!   every registered waiter has already left its wait and is spinning again.
 //!
@@ -92,8 +92,10 @@
 
 use core::marker::PhantomData;
 
-use crate::backend::{Backend, Spin};
-use crate::registry;
+use crate::backend::Backend;
+use crate::load::Waiting;
+use crate::policy::Policy;
+use crate::slot;
 use crate::stats::{count, Event};
 use crate::sync::{spin_loop, AtomicU32, Ordering};
 
@@ -116,11 +118,11 @@ fn cursor(w: u32) -> u32 {
 
 /// The Xen byte lock on one `AtomicU32`; see the [module docs](self) for the protocol.
 ///
-/// With [`Spin`] it is a plain test-and-test-and-set spinlock; with a blocking backend a waiter
+/// With [`Spin`](crate::backend::Spin) it is a plain test-and-test-and-set spinlock; with a blocking backend a waiter
 /// that has spun for its budget registers and sleeps, and an unlock that sees registered waiters
 /// wakes one of them.
 #[repr(transparent)]
-pub struct Byte<B: Backend = Spin> {
+pub struct Byte<B: Backend> {
     word: AtomicU32,
     _backend: PhantomData<fn() -> B>,
 }
@@ -156,7 +158,8 @@ impl<B: Backend> Byte<B> {
     }
 
     /// Whether waiters are registered on the slow path now (as in the seed, spinning waiters that
-    /// have not registered yet are not counted; with [`Spin`] this is always `false`).
+    /// have not registered yet are not counted; with [`Spin`](crate::backend::Spin) this is
+    /// always `false`).
     #[inline]
     pub fn is_contended(&self) -> bool {
         spinners(self.word.load(Ordering::Relaxed)) != 0
@@ -185,34 +188,40 @@ impl<B: Backend> Byte<B> {
     #[inline(never)]
     fn lock_slow(&self) {
         count(Event::LockSlowpath);
+        if !B::BLOCKING {
+            // The native lock: test-and-test-and-set until it is ours.
+            while !self.try_lock() {
+                spin_loop();
+            }
+            return;
+        }
+        // From our first registration until we hold the lock we wait in earnest (the load).
+        let mut waiting = None;
         loop {
             if self.spin() {
                 return;
             }
-            // Spin budget spent (only reachable with a blocking backend).
+            // Spin spent.
+            waiting.get_or_insert_with(Waiting::start);
             if self.wait_pv() {
                 return;
             }
         }
     }
 
-    /// Test-and-test-and-set for one spin budget (forever with [`Spin`]). `true` once locked.
+    /// Test-and-test-and-set for the policy's spin (read at the start and after each wake-up).
+    /// `true` once locked.
     #[inline]
     fn spin(&self) -> bool {
-        let budget = B::spin_start();
-        let mut spins = 0u32;
-        let locked = loop {
+        let mut spin = Policy::now().queued_spin(false);
+        loop {
             if self.try_lock() {
-                break true;
+                return true;
             }
-            if B::BLOCKING && spins >= budget {
-                break false;
+            if !spin.snooze() {
+                return false;
             }
-            spins = spins.wrapping_add(1);
-            spin_loop();
-        };
-        B::spin_end();
-        locked
+        }
     }
 
     /// The pv slow path: record the lock in our slot, register as a spinner, block unless the
@@ -227,7 +236,7 @@ impl<B: Backend> Byte<B> {
         };
         // Relaxed: the Release of the registering RMW below publishes it to the unlocker whose
         // RMW reads the word (acquire, through the release sequence of RMWs).
-        me.lock.store(self.addr(), Ordering::Relaxed);
+        me.record.lock.store(self.addr(), Ordering::Relaxed);
         // Release (the kernel's `wmb(); lock incw`): the record, and our slot claim that raised
         // `high_water`, happen before any unlock that sees this count. This is the waiter's half
         // of the handshake; no SeqCst is needed because the other half is an RMW on the same
@@ -254,7 +263,7 @@ impl<B: Backend> Byte<B> {
         // through an acquiring operation).
         self.word.fetch_sub(SPINNER_INC, Ordering::Relaxed);
         // Relaxed: a scanner that still sees the record kicks us needlessly (latched, harmless).
-        me.lock.store(0, Ordering::Relaxed);
+        me.record.lock.store(0, Ordering::Relaxed);
         if locked {
             return true;
         }
@@ -300,7 +309,7 @@ impl<B: Backend> Byte<B> {
     #[cold]
     #[inline(never)]
     fn kick_one(addr: usize, cursor: u32) {
-        let hw = registry::high_water();
+        let hw = slot::high_water();
         if hw == 0 {
             return;
         }
@@ -314,11 +323,11 @@ impl<B: Backend> Byte<B> {
             } else {
                 start + k - hw
             };
-            let s = registry::slot_at(i);
+            let s = slot::slot_at(i);
             // Relaxed: the records of the counted waiters were made visible by the Acquire of our
             // unlock RMW; a record written after it belongs to a waiter whose registering RMW
             // sees the lock free.
-            if s.lock.load(Ordering::Relaxed) == addr {
+            if s.record.lock.load(Ordering::Relaxed) == addr {
                 count(Event::PvKickUnlock);
                 B::kick(s);
                 return;
@@ -332,21 +341,21 @@ impl<B: Backend> Byte<B> {
     }
 }
 
-crate::impl_raw_lock!(Byte);
+crate::raw::impl_raw_lock!(Byte);
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::backend::Park;
+    use crate::backend::{Park, Spin};
     use std::time::{Duration, Instant};
 
     #[test]
     fn word_is_four_bytes_and_zero() {
-        assert_eq!(core::mem::size_of::<Byte>(), 4);
+        assert_eq!(core::mem::size_of::<Byte<Spin>>(), 4);
         assert_eq!(core::mem::size_of::<Byte<Park>>(), 4);
         let b = Byte::<Spin>::new();
         assert_eq!(b.word.load(Ordering::Relaxed), 0);
-        static B: Byte = Byte::new();
+        static B: Byte<Spin> = Byte::new();
         assert!(!B.is_locked());
     }
 
@@ -435,26 +444,31 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::loom_model::{check_lock, ModelPark};
+    use crate::loom_model::{assert_reached, Model, ModelPark};
+    use crate::stats::{Event, Snapshot};
 
-    fn model(threads: usize, preemptions: usize) {
-        check_lock(Byte::<ModelPark>::new, threads, preemptions, |l| {
+    fn model(threads: usize, preemptions: usize) -> Snapshot {
+        Model::new(threads, preemptions).check(Byte::<ModelPark>::new, |l| {
             assert!(!l.is_locked());
             assert!(!l.is_contended());
-        });
+        })
     }
 
     /// Two threads: the loser spins once, registers and blocks; either the unlock sees the count
     /// or the waiter sees the lock free, and the kick reaches it.
     #[test]
     fn loom_byte_two_threads() {
-        model(2, 8);
+        let events = model(2, 8);
+        assert_reached(&events, Event::PvWaitNode);
+        assert_reached(&events, Event::PvKickUnlock);
     }
 
     /// Three threads: two registered waiters, kicks to a waiter that already left, the rotating
     /// scan start.
     #[test]
     fn loom_byte_three_threads() {
-        model(3, 3);
+        let events = model(3, 3);
+        assert_reached(&events, Event::PvWaitNode);
+        assert_reached(&events, Event::PvKickUnlock);
     }
 }

@@ -1,5 +1,5 @@
-//! `DynMutex`: one lock type whose algorithm and backend are chosen once per process — the
-//! `pv_lock_ops` table of seed 000.
+//! `DynMutex`: one lock type whose algorithm and backend are chosen once per process, the
+//! `pv_lock_ops` table of the first paravirtual spinlocks (Linux 2.6.25).
 //!
 //! Any program built on [`DynMutex`] can be run with every pvlock algorithm and backend without a
 //! rebuild (the idea of LiTL's lock interposition):
@@ -19,8 +19,8 @@
 //!
 //! All algorithms share one 32-bit word whose all-zero value means "unlocked", but each lays out
 //! the non-zero values its own way: a word locked by one algorithm must never be touched by another
-//! (seed 004, "xen: disable PV spinlocks on HVM": a lock taken by native code could not be taken by
-//! the Xen code after it was released). So the first lock operation of any `DynMutex` in the process
+//! (Linux 3.13's "xen: disable PV spinlocks on HVM": a lock taken by native code could not be taken
+//! by the Xen code after it was released). So the first lock operation of any `DynMutex` in the process
 //! freezes the choice; a later [`select`] of a different lock returns [`SelectError::Frozen`].
 //!
 //! # Errors and panics
@@ -47,6 +47,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 /// The lock algorithms [`DynMutex`] can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum Algorithm {
     /// [`Ticket`]: FIFO ticket lock.
     Ticket,
@@ -58,6 +59,7 @@ pub enum Algorithm {
 
 /// The backends [`DynMutex`] can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
 pub enum BackendKind {
     /// [`Spin`]: never blocks.
     Spin,
@@ -106,24 +108,26 @@ impl Choice {
         })
     }
 
+    /// The choice as a non-zero number (for the process-wide atomic): the discriminants.
     fn code(self) -> u32 {
-        let a = ALGORITHMS
-            .iter()
-            .position(|&(_, x)| x == self.algorithm)
-            .unwrap_or(0) as u32;
-        let b = BACKENDS
-            .iter()
-            .position(|&(_, x)| x == self.backend)
-            .unwrap_or(0) as u32;
-        a * 4 + b + 1
+        self.algorithm as u32 * 4 + self.backend as u32 + 1
     }
 
+    /// The inverse of [`code`](Self::code), for a code that `code` made.
     fn from_code(code: u32) -> Choice {
-        let i = (code.max(1) - 1) as usize;
-        Choice {
-            algorithm: ALGORITHMS[(i / 4) % 3].1,
-            backend: BACKENDS[i % 4].1,
-        }
+        let i = code.wrapping_sub(1);
+        let algorithm = match i / 4 {
+            0 => Algorithm::Ticket,
+            1 => Algorithm::Byte,
+            _ => Algorithm::Queued,
+        };
+        let backend = match i % 4 {
+            0 => BackendKind::Spin,
+            1 => BackendKind::Futex,
+            2 => BackendKind::Park,
+            _ => BackendKind::Auto,
+        };
+        Choice { algorithm, backend }
     }
 }
 
@@ -314,62 +318,101 @@ const _: () = {
     );
 };
 
-/// Runs `$body` with `$l` bound to this word viewed as the chosen lock type.
+/// Runs `$body` with `$l` bound to this word viewed as the chosen lock type: one arm per
+/// (algorithm, backend) pair, which the compiler checks are all there.
 macro_rules! dispatch {
     ($self:ident, $l:ident => $body:expr) => {{
         let mut code = CHOICE.load(Ordering::Relaxed);
         if code & FROZEN == 0 {
             code = freeze() | FROZEN;
         }
-        // SAFETY (for each arm): every lock type is `repr(transparent)` over one AtomicU32 (checked
-        // above), so the cast reference is valid for the lifetime of `self`; the choice is frozen,
-        // so every operation on this word uses this same type.
-        match code & !FROZEN {
-            1 => {
+        use Algorithm as A;
+        use BackendKind as K;
+        // SAFETY (for each arm): every lock type is `repr(transparent)` over one AtomicU32
+        // (checked above), so the cast reference is valid for the lifetime of `self`; the choice
+        // is frozen, so every operation on this word uses this same type.
+        match Choice::from_code(code & !FROZEN) {
+            Choice {
+                algorithm: A::Ticket,
+                backend: K::Spin,
+            } => {
                 let $l = unsafe { $self.view::<Ticket<Spin>>() };
                 $body
             }
-            2 => {
+            Choice {
+                algorithm: A::Ticket,
+                backend: K::Futex,
+            } => {
                 let $l = unsafe { $self.view::<Ticket<FutexOrPark>>() };
                 $body
             }
-            3 => {
+            Choice {
+                algorithm: A::Ticket,
+                backend: K::Park,
+            } => {
                 let $l = unsafe { $self.view::<Ticket<Park>>() };
                 $body
             }
-            4 => {
+            Choice {
+                algorithm: A::Ticket,
+                backend: K::Auto,
+            } => {
                 let $l = unsafe { $self.view::<Ticket<Auto>>() };
                 $body
             }
-            5 => {
+            Choice {
+                algorithm: A::Byte,
+                backend: K::Spin,
+            } => {
                 let $l = unsafe { $self.view::<Byte<Spin>>() };
                 $body
             }
-            6 => {
+            Choice {
+                algorithm: A::Byte,
+                backend: K::Futex,
+            } => {
                 let $l = unsafe { $self.view::<Byte<FutexOrPark>>() };
                 $body
             }
-            7 => {
+            Choice {
+                algorithm: A::Byte,
+                backend: K::Park,
+            } => {
                 let $l = unsafe { $self.view::<Byte<Park>>() };
                 $body
             }
-            8 => {
+            Choice {
+                algorithm: A::Byte,
+                backend: K::Auto,
+            } => {
                 let $l = unsafe { $self.view::<Byte<Auto>>() };
                 $body
             }
-            9 => {
+            Choice {
+                algorithm: A::Queued,
+                backend: K::Spin,
+            } => {
                 let $l = unsafe { $self.view::<Queued<Spin>>() };
                 $body
             }
-            10 => {
+            Choice {
+                algorithm: A::Queued,
+                backend: K::Futex,
+            } => {
                 let $l = unsafe { $self.view::<Queued<FutexOrPark>>() };
                 $body
             }
-            11 => {
+            Choice {
+                algorithm: A::Queued,
+                backend: K::Park,
+            } => {
                 let $l = unsafe { $self.view::<Queued<Park>>() };
                 $body
             }
-            _ => {
+            Choice {
+                algorithm: A::Queued,
+                backend: K::Auto,
+            } => {
                 let $l = unsafe { $self.view::<Queued<Auto>>() };
                 $body
             }
@@ -496,3 +539,20 @@ unsafe impl lock_api::RawMutex for RawDynMutex {
 pub type DynMutex<T> = lock_api::Mutex<RawDynMutex, T>;
 /// Guard of [`DynMutex`].
 pub type DynMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawDynMutex, T>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_choice_round_trips_through_its_code() {
+        let all: std::vec::Vec<Choice> = Choice::all().collect();
+        assert_eq!(all.len(), 12);
+        for c in all {
+            assert_ne!(c.code(), 0);
+            assert_eq!(c.code() & FROZEN, 0);
+            assert_eq!(Choice::from_code(c.code()), c, "{c}");
+            assert_eq!(std::format!("{c}").parse::<Choice>(), Ok(c));
+        }
+    }
+}

@@ -18,7 +18,12 @@
 //! | [`Spin`](backend::Spin) | spins: the native lock, every pv branch compiled away |
 //! | [`Futex`](backend::Futex) | Linux futex on a per-waiter word |
 //! | [`Park`](backend::Park) | portable: mutex + condition variable per waiter |
-//! | [`Auto`](backend::Auto) | futex/park with load control: at most CPUs-1 waiters spin |
+//! | [`Auto`](backend::Auto) | the best of those on this platform: futex on Linux, else park |
+//!
+//! How long a waiter spins, when it yields or may steal, is the waiting policy, the same for
+//! every blocking backend; it adapts to the load (threads waiting against the CPUs the process
+//! may use): with threads <= CPUs a waiter spins like the native spinlock, oversubscribed the
+//! queued waiters sleep and the lock moves among the running threads, in bounded turns.
 //!
 //! ## Use
 //!
@@ -51,9 +56,9 @@
 //! process is crowded, `PVLOCK_STEALS`).
 //!
 //! ## Features
-//! * `std` (default): the OS backends, the per-thread waiter [registry], [`DynMutex`],
-//!   the calibrated time-based spin [budget]. Without it the crate is `no_std`: the algorithms with
-//!   [`Spin`](backend::Spin), or with your own backend (see [`backend`] for a hypervisor example).
+//! * `std` (default): the OS backends, per-thread waiter slots, [`DynMutex`], the spin budget in
+//!   time. Without it the crate is `no_std`: the algorithms with [`Spin`](backend::Spin), or with
+//!   your own backend (see [`backend`] for a hypervisor example).
 //! * `stats`: lock event counters with the kernel's names, see [`stats`].
 
 #![no_std]
@@ -62,121 +67,27 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+mod load;
+mod policy;
+mod raw;
+mod slot;
 mod sync;
 
 pub mod backend;
-pub mod budget;
 pub mod byte;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod dynamic;
-#[cfg(all(test, loom))]
-mod loom_model;
 pub mod queued;
-pub mod registry;
 pub mod stats;
-pub mod steal;
-#[cfg(all(test, not(loom), feature = "std"))]
-mod testutil;
 pub mod ticket;
 pub mod tuning;
 
-/// The `pv_lock_ops` surface of seed 000: what every pvlock lock offers.
-///
-/// # Safety
-///
-/// An implementation must provide mutual exclusion: after `lock` returns, or `try_lock` returns
-/// `true`, no other caller's `lock`/`try_lock` succeeds until `unlock` is called.
-pub unsafe trait RawLock: Send + Sync {
-    /// Whether the lock is held now (a snapshot, for diagnostics and assertions).
-    fn is_locked(&self) -> bool;
-    /// Whether other threads are waiting for the lock now (a snapshot).
-    fn is_contended(&self) -> bool;
-    /// Acquires the lock, waiting as long as needed.
-    fn lock(&self);
-    /// Acquires the lock if it is free now; never waits.
-    fn try_lock(&self) -> bool;
-    /// Releases the lock.
-    ///
-    /// # Safety
-    /// The lock must be held, by this thread or by one that handed the right to release it over.
-    unsafe fn unlock(&self);
-}
+#[cfg(all(test, loom))]
+mod loom_model;
+#[cfg(all(test, not(loom), feature = "std"))]
+mod testutil;
 
-/// Implements [`RawLock`] and `lock_api::RawMutex` for a lock type that has the inherent methods.
-macro_rules! impl_raw_lock {
-    ($ty:ident) => {
-        // SAFETY: forwards to the inherent methods, which implement the algorithm's mutual
-        // exclusion as documented in its module.
-        unsafe impl<B: $crate::backend::Backend> $crate::RawLock for $ty<B> {
-            #[inline]
-            fn is_locked(&self) -> bool {
-                $ty::is_locked(self)
-            }
-            #[inline]
-            fn is_contended(&self) -> bool {
-                $ty::is_contended(self)
-            }
-            #[inline]
-            fn lock(&self) {
-                $ty::lock(self)
-            }
-            #[inline]
-            fn try_lock(&self) -> bool {
-                $ty::try_lock(self)
-            }
-            #[inline]
-            unsafe fn unlock(&self) {
-                // SAFETY: the caller's contract is ours.
-                unsafe { $ty::unlock(self) }
-            }
-        }
-
-        #[cfg(not(loom))]
-        // SAFETY: `lock`/`try_lock`/`unlock` provide mutual exclusion (module docs). The guard may
-        // be sent: no lock keeps per-thread state for the holder (a `Queued` node is given back
-        // when its thread acquires the lock, as in the kernel), so another thread may unlock.
-        unsafe impl<B: $crate::backend::Backend> lock_api::RawMutex for $ty<B> {
-            #[allow(clippy::declare_interior_mutable_const)]
-            const INIT: Self = $ty::new();
-            type GuardMarker = lock_api::GuardSend;
-
-            #[inline]
-            fn lock(&self) {
-                $ty::lock(self)
-            }
-            #[inline]
-            fn try_lock(&self) -> bool {
-                $ty::try_lock(self)
-            }
-            #[inline]
-            unsafe fn unlock(&self) {
-                // SAFETY: lock_api calls this only while the lock is held.
-                unsafe { $ty::unlock(self) }
-            }
-            #[inline]
-            fn is_locked(&self) -> bool {
-                $ty::is_locked(self)
-            }
-        }
-    };
-}
-pub(crate) use impl_raw_lock;
-
-/// Implements `lock_api::RawMutexFair` for a FIFO lock whose plain unlock already hands over in order.
-macro_rules! impl_fair {
-    ($ty:ident) => {
-        #[cfg(not(loom))]
-        // SAFETY: `unlock` already passes the lock to the longest waiter (module docs).
-        unsafe impl<B: $crate::backend::Backend> lock_api::RawMutexFair for $ty<B> {
-            #[inline]
-            unsafe fn unlock_fair(&self) {
-                // SAFETY: lock_api calls this only while the lock is held.
-                unsafe { $ty::unlock(self) }
-            }
-        }
-    };
-}
-pub(crate) use impl_fair;
+pub use raw::RawLock;
 
 #[cfg(not(loom))]
 mod aliases {
@@ -195,20 +106,34 @@ mod aliases {
     pub type Mutex<T> = lock_api::Mutex<RawMutex, T>;
     /// Guard of [`Mutex`].
     pub type MutexGuard<'a, T> = lock_api::MutexGuard<'a, RawMutex, T>;
+    /// A [`MutexGuard`] mapped to a part of the data ([`MutexGuard::map`](lock_api::MutexGuard::map)).
+    pub type MappedMutexGuard<'a, T> = lock_api::MappedMutexGuard<'a, RawMutex, T>;
 
     /// A FIFO ticket-lock mutex with the default backend.
     pub type TicketMutex<T> = lock_api::Mutex<Ticket<DefaultBackend>, T>;
+    /// Guard of [`TicketMutex`].
+    pub type TicketMutexGuard<'a, T> = lock_api::MutexGuard<'a, Ticket<DefaultBackend>, T>;
     /// A Xen byte-lock mutex with the default backend.
     pub type ByteMutex<T> = lock_api::Mutex<Byte<DefaultBackend>, T>;
+    /// Guard of [`ByteMutex`].
+    pub type ByteMutexGuard<'a, T> = lock_api::MutexGuard<'a, Byte<DefaultBackend>, T>;
     /// A queued-spinlock mutex with the default backend (the same as [`Mutex`]).
     pub type QueuedMutex<T> = lock_api::Mutex<Queued<DefaultBackend>, T>;
+    /// Guard of [`QueuedMutex`].
+    pub type QueuedMutexGuard<'a, T> = lock_api::MutexGuard<'a, Queued<DefaultBackend>, T>;
 
     /// A ticket-lock mutex with backend `B`, e.g. `TicketMutexWith<Futex, T>`.
     pub type TicketMutexWith<B, T> = lock_api::Mutex<Ticket<B>, T>;
+    /// Guard of [`TicketMutexWith`].
+    pub type TicketMutexGuardWith<'a, B, T> = lock_api::MutexGuard<'a, Ticket<B>, T>;
     /// A byte-lock mutex with backend `B`.
     pub type ByteMutexWith<B, T> = lock_api::Mutex<Byte<B>, T>;
+    /// Guard of [`ByteMutexWith`].
+    pub type ByteMutexGuardWith<'a, B, T> = lock_api::MutexGuard<'a, Byte<B>, T>;
     /// A queued-spinlock mutex with backend `B`.
     pub type QueuedMutexWith<B, T> = lock_api::Mutex<Queued<B>, T>;
+    /// Guard of [`QueuedMutexWith`].
+    pub type QueuedMutexGuardWith<'a, B, T> = lock_api::MutexGuard<'a, Queued<B>, T>;
 }
 #[cfg(not(loom))]
 pub use aliases::*;

@@ -1,6 +1,18 @@
-//! Shared loom harness for the lock modules' models (`RUSTFLAGS="--cfg loom"`).
+//! The loom harness shared by the three locks' models (`RUSTFLAGS="--cfg loom"`).
+//!
+//! `cargo test -p pvlock --release --lib loom` runs every model; each sets its own preemption
+//! bound (an explicit `LOOM_MAX_PREEMPTIONS` overrides it). With `--release` the `debug_assert!`s
+//! of the protocols are off; add `CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true` to check them too.
+//!
+//! Under loom the spin budget is one iteration and the steal budget one steal, so waiters block
+//! and queue at once; the policy runs as it does natively, with the CPU count the model sets
+//! ([`Model::cpus`]: unknown by default, as without `std`). Every model checks mutual exclusion
+//! (a loom `UnsafeCell` reports an access the lock did not order as a causality violation) and
+//! completion (a lost wake-up is a loom deadlock), and the models assert, through the lock event
+//! counters (counted per test thread under loom), that they reached the path they are for.
 
-use crate::registry::Slot;
+use crate::slot::Slot;
+use crate::stats::{self, Event};
 use crate::sync::AtomicU32;
 use crate::RawLock;
 use core::cell::Cell;
@@ -11,53 +23,168 @@ loom::thread_local! {
     static MY_SLOT: Cell<Option<&'static Slot>> = Cell::new(None);
 }
 
-/// [`Park`](crate::backend::Park) with slots handed out by the model instead of the
-/// registry's thread-local: loom's `join` returns before the joined thread's thread-locals
-/// are dropped, so a slot given back by that destructor could touch the registry's lazy
-/// statics after the model closure returned and loom freed them. The model's main thread
-/// claims the slots before spawning and gives them back after joining.
-pub(crate) struct ModelPark;
+/// Park's wait/kick (`BLOCKING`) or a spin hint (the native protocol), with slots handed out by
+/// the model instead of the registry's thread-local: loom's `join` returns before the joined
+/// thread's thread-locals are dropped, so a slot given back by that destructor could touch the
+/// registry's lazy statics after the model closure returned and loom freed them. The model's
+/// main thread claims the slots before spawning and gives them back after joining.
+pub(crate) struct ModelBackend<const BLOCKING: bool>;
 
-// SAFETY: `wait`/`kick` are Park's, which keep the latch contract; `current` returns the slot
-// the model gave this thread, a different one to each thread.
-unsafe impl crate::backend::Backend for ModelPark {
-    const BLOCKING: bool = true;
+/// The pv protocols' model backend.
+pub(crate) type ModelPark = ModelBackend<true>;
+/// The native protocols' model backend.
+pub(crate) type ModelSpin = ModelBackend<false>;
+
+// SAFETY: `wait`/`kick` are Park's (latched) when blocking, and a spin hint otherwise; `current`
+// returns the slot the model gave this thread, a different one to each thread.
+unsafe impl<const BLOCKING: bool> crate::backend::Backend for ModelBackend<BLOCKING> {
+    const BLOCKING: bool = BLOCKING;
     fn current() -> Option<&'static Slot> {
         MY_SLOT.with(|s| s.get())
     }
     fn wait(me: &Slot, ptr: &AtomicU32, val: u32) {
-        crate::backend::park::park_wait(me, ptr, val)
+        if BLOCKING {
+            crate::backend::park::park_wait(me, ptr, val)
+        } else {
+            crate::sync::spin_loop()
+        }
     }
     fn kick(target: &Slot) {
-        crate::backend::park::park_kick(target)
+        if BLOCKING {
+            crate::backend::park::park_kick(target)
+        }
     }
 }
 
-/// Runs `body(i)` on `threads` loom threads, each with a [`ModelPark`] slot of its own.
-pub(crate) fn run_threads<F>(threads: usize, body: F)
-where
-    F: Fn(usize) + Send + Sync + 'static,
-{
-    let slots: std::vec::Vec<&'static Slot> = (0..threads)
-        .map(|_| crate::registry::claim().expect("loom slot table too small"))
-        .collect();
-    let body = Arc::new(body);
-    let handles: std::vec::Vec<_> = slots
-        .iter()
-        .enumerate()
-        .map(|(i, &slot)| {
-            let body = body.clone();
-            loom::thread::spawn(move || {
-                MY_SLOT.with(|s| s.set(Some(slot)));
-                body(i);
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
+/// One model: how many threads take the lock how often, and how.
+#[derive(Clone, Copy)]
+pub(crate) struct Model {
+    threads: usize,
+    rounds: usize,
+    preemptions: usize,
+    cs_yields: usize,
+    cpus: Option<usize>,
+}
+
+impl Model {
+    /// `threads` threads take the lock once each; preemption bound `preemptions`.
+    pub(crate) fn new(threads: usize, preemptions: usize) -> Model {
+        Model {
+            threads,
+            rounds: 1,
+            preemptions,
+            cs_yields: 0,
+            cpus: None,
+        }
     }
-    for s in slots {
-        crate::registry::release(s);
+
+    /// Each thread takes the lock `n` times.
+    pub(crate) fn rounds(self, n: usize) -> Model {
+        Model { rounds: n, ..self }
+    }
+
+    /// The holder yields `n` times inside its critical section. Loom turns every spin of a waiter
+    /// into a yield back to the holder, so without these the holder always finishes before a
+    /// waiter has spun its (tiny) budget, and the paths where a waiter blocks while the lock is
+    /// held (the queue head's hash + SLOW, the unlock's kick) are never reached.
+    pub(crate) fn cs_yields(self, n: usize) -> Model {
+        Model {
+            cs_yields: n,
+            ..self
+        }
+    }
+
+    /// The policy sees this many CPUs (default: unknown, as without `std`).
+    pub(crate) fn cpus(self, n: usize) -> Model {
+        Model {
+            cpus: Some(n),
+            ..self
+        }
+    }
+
+    /// Checks the lock made by `new`; `after` checks the final lock state. Returns the lock
+    /// events counted over all executions.
+    pub(crate) fn check<L: RawLock + 'static>(
+        self,
+        new: fn() -> L,
+        after: fn(&L),
+    ) -> stats::Snapshot {
+        self.run(
+            new,
+            |l| {
+                // SAFETY: the model calls this with the lock held.
+                unsafe { l.unlock() }
+            },
+            after,
+        )
+    }
+
+    /// As [`check`](Self::check), with every unlock `unlock_fair`.
+    pub(crate) fn check_fair<L: RawLock + 'static>(
+        self,
+        new: fn() -> L,
+        unlock_fair: fn(&L),
+        after: fn(&L),
+    ) -> stats::Snapshot {
+        self.run(new, unlock_fair, after)
+    }
+
+    fn run<L: RawLock + 'static>(
+        self,
+        new: fn() -> L,
+        unlock: fn(&L),
+        after: fn(&L),
+    ) -> stats::Snapshot {
+        stats::reset();
+        crate::sync::set_model_cpus(self.cpus.unwrap_or(0));
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(self.preemptions);
+        }
+        let m = self;
+        builder.check(move || {
+            let s = Arc::new(Shared {
+                lock: new(),
+                counter: UnsafeCell::new(0),
+            });
+            let slots: std::vec::Vec<&'static Slot> = (0..m.threads)
+                .map(|_| crate::slot::claim().expect("loom slot table too small"))
+                .collect();
+            let handles: std::vec::Vec<_> = slots
+                .iter()
+                .map(|&slot| {
+                    let s = s.clone();
+                    loom::thread::spawn(move || {
+                        MY_SLOT.with(|c| c.set(Some(slot)));
+                        for _ in 0..m.rounds {
+                            s.lock.lock();
+                            for _ in 0..m.cs_yields {
+                                loom::thread::yield_now();
+                            }
+                            s.counter.with_mut(|c| {
+                                // SAFETY: the lock is held; loom checks the claim.
+                                unsafe { *c += 1 }
+                            });
+                            unlock(&s.lock);
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            for slot in slots {
+                crate::slot::release(slot);
+            }
+            let total = s.counter.with(|c| {
+                // SAFETY: all other threads have been joined.
+                unsafe { *c }
+            });
+            assert_eq!(total, (m.threads * m.rounds) as u32);
+            after(&s.lock);
+        });
+        crate::sync::set_model_cpus(0);
+        stats::snapshot()
     }
 }
 
@@ -70,37 +197,12 @@ unsafe impl<L: Sync> Sync for Shared<L> {}
 // SAFETY: as above; the fields are owned data.
 unsafe impl<L: Send> Send for Shared<L> {}
 
-/// Model-checks mutual exclusion and completion of the lock made by `new`: `threads` threads each
-/// take it once and bump a loom `UnsafeCell` (an access not ordered by the lock is reported as a
-/// causality violation; a lost wake-up is a loom deadlock). `after` checks the final lock state.
-pub(crate) fn check_lock<L: RawLock + 'static>(
-    new: fn() -> L,
-    threads: usize,
-    preemptions: usize,
-    after: fn(&L),
-) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(preemptions);
-    builder.check(move || {
-        let s = Arc::new(Shared {
-            lock: new(),
-            counter: UnsafeCell::new(0),
-        });
-        let s2 = s.clone();
-        run_threads(threads, move |_| {
-            s2.lock.lock();
-            s2.counter.with_mut(|c| {
-                // SAFETY: the lock is held; loom checks the claim.
-                unsafe { *c += 1 }
-            });
-            // SAFETY: locked above.
-            unsafe { s2.lock.unlock() };
-        });
-        let total = s.counter.with(|c| {
-            // SAFETY: all other threads have been joined.
-            unsafe { *c }
-        });
-        assert_eq!(total, threads as u32);
-        after(&s.lock);
-    });
+/// Asserts that a model reached the path counted by `e`.
+#[track_caller]
+pub(crate) fn assert_reached(events: &stats::Snapshot, e: Event) {
+    assert!(
+        events.get(e) > 0,
+        "the model never reached {}: {events:?}",
+        e.name()
+    );
 }

@@ -12,6 +12,7 @@
 //! | `lock_slowpath` | a `lock` missed the fast path |
 //! | `lock_pending` | `Queued`: took the lock through the pending bit, without a queue node |
 //! | `lock_no_node` | no waiter slot was free: spun on `try_lock` without a node |
+//! | `lock_handed` | a fair unlock handed the lock to the waiter next in line (`Queued`) |
 //! | `pv_lock_stealing` | `Queued` pv: a newcomer took the lock ahead of the queue |
 //! | `pv_wait_node` | a queued (non-head) waiter, or a `Ticket`/`Byte` waiter, blocked |
 //! | `pv_wait_head` | the `Queued` head blocked |
@@ -19,19 +20,20 @@
 //! | `pv_wait_early` | a waiter blocked before its budget, its predecessor not running |
 //! | `pv_kick_unlock` | an unlock kicked a blocked waiter |
 //! | `pv_kick_wake` | the `Queued` new owner kicked its successor at once |
-//! | `pv_kick_next` | the `Queued` new owner woke the waiter behind the new head, to wait runnable (crowded, `Backend::YIELD_WAIT`) |
+//! | `pv_kick_next` | the `Queued` new owner woke the waiter behind the new head, to wait runnable (crowded) |
 //! | `pv_yield_wait` | a `Queued` waiter next in line waited runnable, yielding, instead of blocking (once per wait) |
-//! | `pv_spin_yield` | a `Queued` stealer yielded the CPU between two reads of the lock (few threads, `Backend::YIELD_WAIT`) |
+//! | `pv_spin_yield` | a `Queued` waiter spinning with backoff yielded the CPU between two reads of the lock (a stealer while not crowded, or a thread without a node) |
 //! | `pv_spin_skip` | a `Queued` waiter that joined the queue because its stealer spin ran out skipped a spin phase (once as a queued waiter, once as head, at most) |
 //! | `pv_spurious_wakeup` | a wait returned without the awaited change |
 //! | `pv_hash_hops` | extra probes in the `Queued` lock-to-node hash table |
-//! | `pv_queued_budget` | `Queued` pv: joined the queue because its [steal budget](crate::steal) was spent |
+//! | `pv_queued_budget` | `Queued` pv: joined the queue because its steal budget ([`crate::tuning`]) was spent |
 //! | `pv_queued_pending` | `Queued` pv: joined the queue because the head was spinning (pending set) |
 //! | `pv_queued_spin` | `Queued` pv: joined the queue because the lock stayed held for the whole spin budget |
 //! | `pv_queued_ns` | `Queued` pv: nanoseconds spent in queues, summed over threads (with `std`) |
 //!
-//! `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield`, `pv_spin_skip` and the last four are
-//! pvlock's own (the kernel has neither yielding waiters nor a steal budget to run out of). The last four say where
+//! `lock_handed`, `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield`, `pv_spin_skip` and the last
+//! four are pvlock's own (the kernel has neither a fair unlock, nor yielding waiters, nor a steal
+//! budget to run out of). The last four say where
 //! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
 //! a time, so `pv_queued_ns` divided by the threads' total time is the share of them that is out
 //! of the game, and divided by the three `pv_queued_*` counts the mean stay in the queue.
@@ -45,6 +47,7 @@ pub enum Event {
     LockSlowpath,
     LockPending,
     LockNoNode,
+    LockHanded,
     PvLockStealing,
     PvWaitNode,
     PvWaitHead,
@@ -66,10 +69,11 @@ pub enum Event {
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 20] = [
+    pub const ALL: [Event; 21] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
+        Event::LockHanded,
         Event::PvLockStealing,
         Event::PvWaitNode,
         Event::PvWaitHead,
@@ -95,6 +99,7 @@ impl Event {
             Event::LockSlowpath => "lock_slowpath",
             Event::LockPending => "lock_pending",
             Event::LockNoNode => "lock_no_node",
+            Event::LockHanded => "lock_handed",
             Event::PvLockStealing => "pv_lock_stealing",
             Event::PvWaitNode => "pv_wait_node",
             Event::PvWaitHead => "pv_wait_head",
@@ -147,9 +152,6 @@ impl Snapshot {
     }
 }
 
-/// Whether the counters are compiled in (feature `stats`).
-pub const ENABLED: bool = cfg!(all(feature = "stats", not(loom)));
-
 #[cfg(all(feature = "stats", not(loom)))]
 mod imp {
     use super::*;
@@ -200,7 +202,38 @@ mod imp {
     }
 }
 
-#[cfg(not(all(feature = "stats", not(loom))))]
+/// Under loom's tests the events are counted too, per OS thread (a model's threads all run on its
+/// test's thread), outside the model: the models assert which paths they reached.
+#[cfg(all(test, loom))]
+mod imp {
+    use super::*;
+    use core::cell::Cell;
+
+    std::thread_local! {
+        static COUNTS: [Cell<u64>; EVENTS] = const { [const { Cell::new(0) }; EVENTS] };
+    }
+
+    #[inline]
+    pub(crate) fn count(e: Event, n: u64) {
+        COUNTS.with(|c| c[e as usize].set(c[e as usize].get() + n));
+    }
+
+    pub fn snapshot() -> Snapshot {
+        let mut counts = [0; EVENTS];
+        COUNTS.with(|c| {
+            for (i, n) in counts.iter_mut().enumerate() {
+                *n = c[i].get();
+            }
+        });
+        Snapshot { counts }
+    }
+
+    pub fn reset() {
+        COUNTS.with(|c| c.iter().for_each(|n| n.set(0)));
+    }
+}
+
+#[cfg(all(not(all(feature = "stats", not(loom))), not(all(test, loom))))]
 mod imp {
     use super::*;
     #[inline(always)]

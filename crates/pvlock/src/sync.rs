@@ -1,5 +1,16 @@
-//! The `loom` shim: every atomic, spin hint and yield in the crate goes through here, so the
-//! same lock code runs natively and under the [loom] model checker (`RUSTFLAGS="--cfg loom"`).
+//! The loom shim: everything the lock code touches that the [loom] model checker must see or
+//! replace goes through here, so the same code runs natively, without `std`, and under loom
+//! (`RUSTFLAGS="--cfg loom"`): atomics and fences, the spin hint, yielding the CPU, time, the CPU
+//! count, thread-locals and the static tables.
+//!
+//! | | native, `std` | native, `no_std` | loom |
+//! |---|---|---|---|
+//! | atomics | `core` | `core` | loom's |
+//! | [`spin_loop`] | `PAUSE` | `PAUSE` | a yield to the model checker |
+//! | [`yield_now`] | `sched_yield` | nothing (`can_yield()` is false) | a yield to the model checker |
+//! | [`Deadline`] | `Instant` | none: always expired | a few checks |
+//! | [`cpus`] | affinity + cgroup quota, once | unknown | what the model set ([`set_model_cpus`]) |
+//! | [`static_cells!`] | `static` arrays | `static` arrays | per-execution lazy statics |
 //!
 //! Under loom a spin loop must yield to the model checker, otherwise a waiter that spins on a
 //! value only another thread can change explodes the state space; [`spin_loop`] does that.
@@ -7,9 +18,9 @@
 //! [loom]: https://docs.rs/loom
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// One iteration of a busy-wait loop: `PAUSE` natively, a yield to the scheduler under loom.
 #[inline(always)]
@@ -18,6 +29,102 @@ pub(crate) fn spin_loop() {
     core::hint::spin_loop();
     #[cfg(loom)]
     loom::thread::yield_now();
+}
+
+/// Whether [`yield_now`] gives the CPU away (it cannot without `std`).
+pub(crate) const CAN_YIELD: bool = cfg!(any(feature = "std", loom));
+
+/// Gives the CPU to another runnable thread, if there is one (`sched_yield`); without `std`, one
+/// spin hint.
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(all(feature = "std", not(loom)))]
+    std::thread::yield_now();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(any(feature = "std", loom)))]
+    core::hint::spin_loop();
+}
+
+/// A point in time a waiter stops waiting at (natively with `std`); without a clock it has always
+/// passed, under loom it passes after a few checks.
+pub(crate) struct Deadline {
+    #[cfg(all(feature = "std", not(loom)))]
+    at: std::time::Instant,
+    #[cfg(loom)]
+    checks: core::cell::Cell<u32>,
+}
+
+impl Deadline {
+    /// `ns` nanoseconds from now.
+    #[inline]
+    pub(crate) fn after_ns(ns: u64) -> Deadline {
+        let _ = ns;
+        Deadline {
+            #[cfg(all(feature = "std", not(loom)))]
+            at: std::time::Instant::now() + core::time::Duration::from_nanos(ns),
+            #[cfg(loom)]
+            checks: core::cell::Cell::new(2),
+        }
+    }
+
+    /// Whether the deadline has passed.
+    #[inline]
+    pub(crate) fn passed(&self) -> bool {
+        #[cfg(all(feature = "std", not(loom)))]
+        let passed = std::time::Instant::now() >= self.at;
+        #[cfg(loom)]
+        let passed = {
+            let left = self.checks.get();
+            self.checks.set(left.saturating_sub(1));
+            left == 0
+        };
+        #[cfg(not(any(feature = "std", loom)))]
+        let passed = true;
+        passed
+    }
+}
+
+/// The CPUs this process may use ([`std::thread::available_parallelism`]: affinity mask and
+/// cgroup CPU quota included), computed once; `None` without `std`, where pvlock cannot tell
+/// (a guest kernel's locks run one waiter per CPU).
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) fn cpus() -> Option<usize> {
+    static CPUS: AtomicUsize = AtomicUsize::new(0);
+    // Relaxed: several threads may compute it at once; they all store the same value.
+    match CPUS.load(Ordering::Relaxed) {
+        0 => {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            CPUS.store(n, Ordering::Relaxed);
+            Some(n)
+        }
+        n => Some(n),
+    }
+}
+
+/// The CPUs this process may use: unknown without `std`.
+#[cfg(all(not(feature = "std"), not(loom)))]
+pub(crate) fn cpus() -> Option<usize> {
+    None
+}
+
+#[cfg(loom)]
+static MODEL_CPUS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// The CPU count a loom model runs with (0 = unknown, as without `std`). Not a loom atomic: it is
+/// the model's setting, made before `loom::model` runs.
+#[cfg(loom)]
+pub(crate) fn set_model_cpus(n: usize) {
+    MODEL_CPUS.store(n, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The CPU count a loom model set ([`set_model_cpus`]).
+#[cfg(loom)]
+pub(crate) fn cpus() -> Option<usize> {
+    match MODEL_CPUS.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        n => Some(n),
+    }
 }
 
 /// `const`-constructs an atomic natively; under loom atomics cannot be built in `const` context,
@@ -31,3 +138,34 @@ macro_rules! const_fn {
     };
 }
 pub(crate) use const_fn;
+
+/// A process-wide table of `$n` values of type `$ty`, each made by `$new` (a `const fn`), read by
+/// the accessor `$get() -> &'static [$ty]`: a `static` array natively; under loom a lazy static,
+/// which loom makes anew for every execution of a model.
+macro_rules! static_cells {
+    ($(#[$m:meta])* $vis:vis fn $get:ident() -> [$ty:ty; $n:expr] = $new:expr;) => {
+        $(#[$m])*
+        #[inline(always)]
+        $vis fn $get() -> &'static [$ty] {
+            #[cfg(not(loom))]
+            {
+                static CELLS: [$ty; $n] = [const { $new }; $n];
+                &CELLS
+            }
+            #[cfg(loom)]
+            {
+                loom::lazy_static! {
+                    static ref CELLS: std::vec::Vec<$ty> = (0..$n).map(|_| $new).collect();
+                }
+                &CELLS
+            }
+        }
+    };
+}
+pub(crate) use static_cells;
+
+/// `thread_local!`: std's natively, loom's under loom.
+#[cfg(loom)]
+pub(crate) use loom::thread_local;
+#[cfg(all(feature = "std", not(loom)))]
+pub(crate) use std::thread_local;

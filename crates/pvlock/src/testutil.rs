@@ -28,11 +28,24 @@ pub(crate) fn hammer<L: RawLock + core::fmt::Debug>(
     iters: u64,
     hold: Duration,
 ) {
+    hammer_with(lock, threads, iters, hold, |_| {})
+}
+
+/// [`hammer`], with `setup(i)` run first on the `i`-th thread.
+pub(crate) fn hammer_with<L: RawLock + core::fmt::Debug>(
+    lock: &L,
+    threads: usize,
+    iters: u64,
+    hold: Duration,
+    setup: impl Fn(usize) + Sync,
+) {
     let counter = Counter(UnsafeCell::new(0));
     let start = std::sync::Barrier::new(threads);
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
+        for t in 0..threads {
+            let (start, counter, setup) = (&start, &counter, &setup);
+            s.spawn(move || {
+                setup(t);
                 start.wait();
                 for _ in 0..iters {
                     lock.lock();

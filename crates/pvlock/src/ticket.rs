@@ -14,8 +14,8 @@
 //! owner, the only writer of `head`, wraps `head` by subtraction so that it never carries into bit
 //! 16. Tickets are 15 bits: at most 32 767 threads may wait for one lock at once. `SLOW` (pv only)
 //! says "a waiter may be blocked: unlock must look for it". Every backend uses this one layout, so
-//! the native and pv variants can never meet a word laid out by the other (seed 004, "xen: disable
-//! PV spinlocks on HVM").
+//! the native and pv variants can never meet a word laid out by the other (the lesson of
+//! "xen: disable PV spinlocks on HVM", Linux 3.13).
 //!
 //! # Transitions `(tail, head, SLOW)`
 //!
@@ -48,8 +48,10 @@
 
 use core::marker::PhantomData;
 
-use crate::backend::{Backend, Spin};
-use crate::registry::{self, Slot};
+use crate::backend::Backend;
+use crate::load::Waiting;
+use crate::policy::Policy;
+use crate::slot::{self, Slot};
 use crate::stats::{count, Event};
 use crate::sync::{spin_loop, AtomicU32, Ordering};
 
@@ -72,11 +74,21 @@ fn tail(w: u32) -> u32 {
 
 /// A FIFO ticket lock on one `AtomicU32`; see the [module docs](self) for the protocol.
 ///
-/// With [`Spin`] it is the classic ticket lock, whose strict order is exactly what collapses under
-/// preemption (seed 000); with a blocking backend waiters sleep after the spin budget and each
-/// unlock wakes the next ticket's holder.
+/// With [`Spin`](crate::backend::Spin) it is the classic ticket lock, whose strict order is
+/// exactly what collapses under preemption; with a blocking backend waiters sleep after their
+/// spin and each unlock wakes the next ticket's holder.
+///
+/// ```
+/// use pvlock::{backend::Auto, ticket::Ticket};
+///
+/// let lock = Ticket::<Auto>::new();
+/// lock.lock();
+/// assert!(lock.is_locked() && !lock.try_lock());
+/// // SAFETY: locked just above, by this thread.
+/// unsafe { lock.unlock() };
+/// ```
 #[repr(transparent)]
-pub struct Ticket<B: Backend = Spin> {
+pub struct Ticket<B: Backend> {
     word: AtomicU32,
     _backend: PhantomData<fn() -> B>,
 }
@@ -154,30 +166,32 @@ impl<B: Backend> Ticket<B> {
     #[inline(never)]
     fn lock_slow(&self, mine: u32) {
         count(Event::LockSlowpath);
-        loop {
-            let budget = B::spin_start();
-            let mut spins = 0u32;
-            let served = loop {
-                if head(self.word.load(Ordering::Acquire)) == mine {
-                    break true;
-                }
-                if B::BLOCKING && spins >= budget {
-                    break false;
-                }
-                spins = spins.wrapping_add(1);
+        if !B::BLOCKING {
+            // The native ticket lock: spin until served.
+            while head(self.word.load(Ordering::Acquire)) != mine {
                 spin_loop();
-            };
-            B::spin_end();
-            if served {
-                break;
             }
-            // Spin budget spent (only reachable with a blocking backend).
-            if self.wait_turn(mine) {
-                break;
-            }
+            return;
         }
-        if B::BLOCKING {
-            self.clear_slow_if_alone(mine);
+        // From our first wait until served we wait in earnest (the policy's load).
+        let mut waiting = None;
+        loop {
+            // Read at the start and after each wake-up.
+            let mut spin = Policy::now().queued_spin(false);
+            loop {
+                if head(self.word.load(Ordering::Acquire)) == mine {
+                    self.clear_slow_if_alone(mine);
+                    return;
+                }
+                if !spin.snooze() {
+                    break;
+                }
+            }
+            waiting.get_or_insert_with(Waiting::start);
+            if self.wait_turn(mine) {
+                self.clear_slow_if_alone(mine);
+                return;
+            }
         }
     }
 
@@ -193,19 +207,20 @@ impl<B: Backend> Ticket<B> {
             spin_loop();
             return false;
         };
-        me.want.store(mine, Ordering::Relaxed);
+        let record = &me.record;
+        record.want.store(mine, Ordering::Relaxed);
         // Relaxed is enough for both record fields: the SeqCst RMW below publishes them (release)
         // to the unlocker whose RMW reads it (acquire).
-        me.lock.store(self.addr(), Ordering::Relaxed);
+        record.lock.store(self.addr(), Ordering::Relaxed);
         // SeqCst: the store half of the Dekker pair; it also re-reads head atomically.
         let w = self.word.fetch_or(SLOW, Ordering::SeqCst);
         if head(w) == mine {
-            me.lock.store(0, Ordering::Relaxed);
+            record.lock.store(0, Ordering::Relaxed);
             return true;
         }
         count(Event::PvWaitNode);
         B::wait(me, &self.word, w | SLOW);
-        me.lock.store(0, Ordering::Relaxed);
+        record.lock.store(0, Ordering::Relaxed);
         let served = head(self.word.load(Ordering::Acquire)) == mine;
         if !served {
             count(Event::PvSpuriousWakeup);
@@ -257,11 +272,13 @@ impl<B: Backend> Ticket<B> {
     #[cold]
     #[inline(never)]
     fn kick_next(addr: usize, next: u32) {
-        for i in 0..registry::high_water() {
-            let s: &Slot = registry::slot_at(i);
+        for i in 0..slot::high_water() {
+            let s: &Slot = slot::slot_at(i);
             // Relaxed: the record was made visible by the Acquire of our unlock RMW; a record
             // written later belongs to a waiter whose own RMW will see its turn.
-            if s.lock.load(Ordering::Relaxed) == addr && s.want.load(Ordering::Relaxed) == next {
+            if s.record.lock.load(Ordering::Relaxed) == addr
+                && s.record.want.load(Ordering::Relaxed) == next
+            {
                 count(Event::PvKickUnlock);
                 B::kick(s);
                 return;
@@ -275,16 +292,17 @@ impl<B: Backend> Ticket<B> {
     }
 }
 
-crate::impl_raw_lock!(Ticket);
-crate::impl_fair!(Ticket);
+crate::raw::impl_raw_lock!(Ticket);
+crate::raw::impl_fair!(Ticket);
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::backend::Spin;
 
     #[test]
     fn word_is_four_bytes_and_zero() {
-        assert_eq!(core::mem::size_of::<Ticket>(), 4);
+        assert_eq!(core::mem::size_of::<Ticket<Spin>>(), 4);
         let t = Ticket::<Spin>::new();
         assert_eq!(t.word.load(Ordering::Relaxed), 0);
     }
@@ -351,24 +369,29 @@ mod blocking_tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::loom_model::{check_lock, ModelPark};
+    use crate::loom_model::{assert_reached, Model, ModelPark};
+    use crate::stats::{Event, Snapshot};
 
-    fn model(threads: usize, preemptions: usize) {
-        check_lock(Ticket::<ModelPark>::new, threads, preemptions, |l| {
+    fn model(threads: usize, preemptions: usize) -> Snapshot {
+        Model::new(threads, preemptions).check(Ticket::<ModelPark>::new, |l| {
             assert!(!l.is_locked(), "{l:?}");
-        });
+        })
     }
 
     /// Two threads: the SLOW handshake between one blocked waiter and the unlock.
     #[test]
     fn loom_ticket_two_threads() {
-        model(2, 8);
+        let events = model(2, 8);
+        assert_reached(&events, Event::PvWaitNode);
+        assert_reached(&events, Event::PvKickUnlock);
     }
 
     /// Three threads: a waiter blocks behind another waiter's ticket; each unlock must kick the
     /// next ticket, and SLOW must survive the middle owner's `clear_slow_if_alone`.
     #[test]
     fn loom_ticket_three_threads() {
-        model(3, 3);
+        let events = model(3, 3);
+        assert_reached(&events, Event::PvWaitNode);
+        assert_reached(&events, Event::PvKickUnlock);
     }
 }

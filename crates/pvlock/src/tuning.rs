@@ -172,7 +172,7 @@ pub(crate) fn steals_from_env() -> u32 {
 /// The spin budget in force.
 #[cfg(all(feature = "std", not(loom)))]
 pub fn spin_budget() -> core::time::Duration {
-    crate::budget::spin_budget()
+    crate::policy::budget::spin_budget()
 }
 
 /// Sets the spin budget, clamped to 0 to 10 ms; returns the budget in force (converted to spin
@@ -180,13 +180,13 @@ pub fn spin_budget() -> core::time::Duration {
 #[cfg(all(feature = "std", not(loom)))]
 pub fn set_spin_budget(budget: core::time::Duration) -> core::time::Duration {
     let ns = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
-    crate::budget::set_spin_ns(SPIN_NS.clamp(ns));
+    crate::policy::budget::set_spin_ns(SPIN_NS.clamp(ns));
     spin_budget()
 }
 
 /// The spin budget in force, in iterations of the spin loop (a `PAUSE` and a load).
 pub fn spin_iterations() -> u32 {
-    crate::budget::iterations()
+    crate::policy::budget::iterations()
 }
 
 /// Sets the spin budget in iterations of the spin loop, clamped to 1 to 1 048 576; returns the
@@ -195,26 +195,65 @@ pub fn spin_iterations() -> u32 {
 /// what one iteration costs differs tenfold between CPUs.
 pub fn set_spin_iterations(iterations: u32) -> u32 {
     let n = iterations.clamp(1, 1 << 20);
-    // Under loom the budget is fixed (one iteration), so the models reach the blocking paths.
-    #[cfg(not(loom))]
-    crate::budget::set_iterations(n);
+    crate::policy::budget::set_iterations(n);
     n
 }
 
 /// The steal budget in force.
 pub fn steal_budget() -> u32 {
-    crate::steal::steal_budget()
+    crate::policy::steal::budget()
 }
 
 /// Sets the steal budget, clamped to 256 to 1 048 576; returns the budget in force. Each thread
 /// picks it up at its next pass through a queue.
 pub fn set_steal_budget(steals: u32) -> u32 {
     let n = STEALS.clamp(u64::from(steals)) as u32;
-    // Under loom the budget is fixed (one steal), so the models reach both branches.
-    #[cfg(not(loom))]
-    crate::steal::set_steal_budget(n);
+    crate::policy::steal::set_budget(n);
     n
 }
+
+// ---- The fixed values of the slow paths ----
+//
+// Not settable at run time: each is a property of the algorithm or of the machines pvlock is for,
+// with the reason it has its value and when you would change it (in the source).
+
+/// `Queued`, native: how many reads a newcomer waits for a `(0,1,0)` pending hand-over to finish
+/// before it queues (the kernel's `_Q_PENDING_LOOPS` on x86). Change it only with the kernel's.
+#[cfg(not(loom))]
+pub(crate) const PENDING_LOOPS: u32 = 1 << 9;
+/// Under loom every read is a scheduling branch: two.
+#[cfg(loom)]
+pub(crate) const PENDING_LOOPS: u32 = 2;
+
+/// `Queued`, pv: a queued waiter looks at its predecessor's state every this many spins and blocks
+/// early if the predecessor is not running (the kernel's `PV_PREV_CHECK_MASK + 1`). Lower checks
+/// more often (a read of another waiter's line), higher blocks later behind a preempted waiter.
+pub(crate) const PREV_CHECK_EVERY: u32 = 256;
+
+/// The most `PAUSE`s between two reads of a `Queued` lock word by a stealer, doubling from 1.
+/// Every read by a waiter costs the holder a coherence miss on its next write, so backing off lets
+/// a holder that releases and retakes the lock keep the line. Measured with `pvlock bench`, native,
+/// 2 threads on 2 CPUs: 1.00x of the best peer against 0.66-0.69x without backoff where this
+/// machine's cross-CPU transfers are slow, unchanged elsewhere; 128 and 256 measured no better, 16
+/// worse. Change it with the cost of a cross-CPU cache-line transfer.
+pub(crate) const STEAL_BACKOFF_MAX: u32 = 64;
+
+/// Crowded, a `Queued` stealer spins the spin budget divided by this before it queues, unless it
+/// is [`FAIR_SHARE_SLACK`] steal budgets behind its fair share: one running thread then streams
+/// the lock with its cache line local instead of two CPUs passing it back and forth.
+pub(crate) const CROWDED_ENTRY_DIV: u32 = 32;
+/// See [`CROWDED_ENTRY_DIV`]: how far behind the average in steals (in steal budgets) a crowded
+/// stealer must be to spin the whole budget, which wins it the lock against a short spinner.
+pub(crate) const FAIR_SHARE_SLACK: i64 = 2;
+
+/// How long the waiter next in line of a crowded `Queued` queue waits runnable, yielding, before
+/// it blocks: longer than a pass of a crowded queue (0.4-0.8 ms measured with 16 threads on
+/// 2 CPUs), short enough not to keep a CPU busy while a holder keeps the lock long.
+pub(crate) const YIELD_WAIT_NS: u64 = 1_000_000;
+
+/// Once a thread's steal budget is spent and the process is not crowded, the next look at the
+/// load comes after this many more steals (it reads a shared counter, so not per steal).
+pub(crate) const RECHECK_STEALS: u32 = 64;
 
 #[cfg(test)]
 mod tests {

@@ -1,163 +1,121 @@
-//! Slot exhaustion: with the waiter registry limited to 0, 1 or 2 slots, threads that find no slot
-//! take the lock without a node (the kernel's `lock_no_node` path). Every acquisition must still be
-//! exclusive, totals exact, nothing may panic. A separate test binary, because
-//! `registry::set_max_slots` changes process-wide state.
+//! Slot exhaustion: with every waiter slot held by a parked thread (or all but one or two), the
+//! threads that find no slot take the lock without a node (the kernel's `lock_no_node` path).
+//! Every acquisition must still be exclusive, totals exact, nothing may panic. A separate test
+//! binary, because the slots are process-wide.
 
 #![cfg(not(loom))]
 
 mod common;
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 
-use common::{cpus, serial, watched_with, Rng, STALL};
-use pvlock::backend::{Auto, Park};
+use common::{cpus, serial, stress};
+use pvlock::backend::{Auto, Backend, Park};
 use pvlock::byte::Byte;
 use pvlock::queued::Queued;
-use pvlock::registry::{self, MAX_SLOTS};
 use pvlock::ticket::Ticket;
-use pvlock::RawLock;
 
 #[cfg(target_os = "linux")]
 use pvlock::backend::Futex;
 
-/// Gives the process its slots back, also when the test fails.
-struct RestoreSlots;
+/// Threads that each hold a waiter slot until dropped: the process's slots, all taken.
+struct Hoarders {
+    stops: Vec<mpsc::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
 
-impl Drop for RestoreSlots {
+impl Hoarders {
+    /// Claims slots on parked threads until none is left.
+    fn take_all() -> Hoarders {
+        let mut h = Hoarders {
+            stops: Vec::new(),
+            threads: Vec::new(),
+        };
+        loop {
+            let (got_tx, got_rx) = mpsc::channel();
+            let (stop_tx, stop_rx) = mpsc::channel::<()>();
+            let t = std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || {
+                    // A thread claims its slot the first time it asks for it.
+                    got_tx.send(Auto::current().is_some()).unwrap();
+                    let _ = stop_rx.recv();
+                })
+                .expect("spawn a slot-holding thread");
+            if !got_rx.recv().unwrap() {
+                // This one found the table full: it holds nothing, let it go.
+                drop(stop_tx);
+                t.join().unwrap();
+                return h;
+            }
+            h.stops.push(stop_tx);
+            h.threads.push(t);
+            assert!(h.threads.len() <= 4096, "slots never ran out");
+        }
+    }
+
+    /// Lets `n` hoarders exit: their slots become free.
+    fn give_back(&mut self, n: usize) {
+        for _ in 0..n {
+            drop(self.stops.pop());
+            // Joined: its thread-locals, the slot among them, are given back when it exits.
+            self.threads.pop().unwrap().join().unwrap();
+        }
+    }
+}
+
+impl Drop for Hoarders {
     fn drop(&mut self) {
-        registry::set_max_slots(MAX_SLOTS);
+        let n = self.threads.len();
+        self.give_back(n);
     }
 }
 
-struct Shared<L> {
-    lock: L,
-    counter: UnsafeCell<u64>,
-    owner: UnsafeCell<usize>,
-    violations: AtomicU64,
-}
-
-// SAFETY: the cells are only accessed while `lock` is held.
-unsafe impl<L: Sync> Sync for Shared<L> {}
-
-impl<L> Shared<L> {
-    /// # Safety
-    /// The caller holds `lock`.
-    unsafe fn critical(&self, id: usize) {
-        // SAFETY: the caller holds the lock, so the cells are ours until the unlock; volatile so
-        // that a second thread inside would really be seen.
-        unsafe {
-            if std::ptr::read_volatile(self.owner.get()) != 0 {
-                self.violations.fetch_add(1, Ordering::Relaxed);
-            }
-            std::ptr::write_volatile(self.owner.get(), id + 1);
-            *self.counter.get() += 1;
-            if std::ptr::read_volatile(self.owner.get()) != id + 1 {
-                self.violations.fetch_add(1, Ordering::Relaxed);
-            }
-            std::ptr::write_volatile(self.owner.get(), 0);
-        }
-    }
-}
-
-fn hammer<L: RawLock + lock_api::RawMutex>(name: &str, threads: usize, per_thread: u64) {
-    let s = Shared {
-        lock: <L as lock_api::RawMutex>::INIT,
-        counter: UnsafeCell::new(0),
-        owner: UnsafeCell::new(0),
-        violations: AtomicU64::new(0),
-    };
-    let state = || {
-        format!(
-            "is_locked={} is_contended={} slots claimed={}",
-            RawLock::is_locked(&s.lock),
-            RawLock::is_contended(&s.lock),
-            registry::claimed()
-        )
-    };
-    watched_with(name, threads, STALL, state, |w| {
-        let mut rng = Rng::new(w.id as u64 + 3);
-        for i in 0..per_thread {
-            if w.stopped() {
-                return;
-            }
-            if i % 8 == 0 {
-                while !RawLock::try_lock(&s.lock) {
-                    std::thread::yield_now();
-                }
-            } else {
-                RawLock::lock(&s.lock);
-            }
-            // SAFETY: the lock is held (taken just above).
-            unsafe {
-                s.critical(w.id);
-                RawLock::unlock(&s.lock);
-            }
-            w.tick();
-            rng.think(64);
-        }
-    });
-    assert_eq!(
-        s.violations.load(Ordering::Relaxed),
-        0,
-        "{name}: mutual exclusion violated"
-    );
-    assert_eq!(
-        s.counter.into_inner(),
-        per_thread * threads as u64,
-        "{name}: lost updates"
-    );
-    assert!(!RawLock::is_locked(&s.lock), "{name}: left locked");
-}
-
-fn all_locks(limit: usize) {
+fn all_locks(what: &str) {
     let threads = cpus() * 4;
-    let per = 20_000 / threads as u64;
-    let name = |lock: &str| format!("{lock} with {limit} slots, {threads} threads");
+    let total = 20_000;
+    let cap = std::time::Duration::from_secs(8);
+    let name = |lock: &str| format!("{lock} with {what}");
     #[cfg(target_os = "linux")]
     {
-        hammer::<Queued<Futex>>(&name("queued-futex"), threads, per);
-        hammer::<Ticket<Futex>>(&name("ticket-futex"), threads, per);
-        hammer::<Byte<Futex>>(&name("byte-futex"), threads, per);
+        stress::<Queued<Futex>>(&name("queued-futex"), threads, total, cap);
+        stress::<Ticket<Futex>>(&name("ticket-futex"), threads, total, cap);
+        stress::<Byte<Futex>>(&name("byte-futex"), threads, total, cap);
     }
-    hammer::<Queued<Park>>(&name("queued-park"), threads, per);
-    hammer::<Ticket<Auto>>(&name("ticket-auto"), threads, per);
-    hammer::<Byte<Auto>>(&name("byte-auto"), threads, per);
-    hammer::<pvlock::RawMutex>(&name("pvlock"), threads, per);
+    stress::<Queued<Park>>(&name("queued-park"), threads, total, cap);
+    stress::<Ticket<Auto>>(&name("ticket-auto"), threads, total, cap);
+    stress::<Byte<Auto>>(&name("byte-auto"), threads, total, cap);
+    stress::<pvlock::RawMutex>(&name("pvlock"), threads, total, cap);
 }
 
 #[test]
 fn no_slot_at_all() {
     let _serial = serial();
-    let _restore = RestoreSlots;
-    assert_eq!(registry::set_max_slots(0), 0);
-    // A fresh thread really gets no slot, so the locks run their no-node path.
-    let got = std::thread::spawn(|| registry::current().is_some())
+    let hoarders = Hoarders::take_all();
+    // The last hoarder found none, and a fresh thread finds none either.
+    let got = std::thread::spawn(|| Auto::current().is_some())
         .join()
-        .expect("probe thread");
-    assert!(!got, "set_max_slots(0) still handed out a slot");
-    all_locks(0);
+        .unwrap();
+    assert!(
+        !got,
+        "{} threads hold slots, yet one was free",
+        hoarders.threads.len()
+    );
+    all_locks("no free slot");
 }
 
 #[test]
 fn fewer_slots_than_waiters() {
     let _serial = serial();
-    let _restore = RestoreSlots;
-    for limit in [1, 2] {
-        assert_eq!(registry::set_max_slots(limit), limit);
-        all_locks(limit);
+    let mut hoarders = Hoarders::take_all();
+    for free in [1, 1] {
+        hoarders.give_back(free);
+        all_locks("1 or 2 free slots");
     }
-}
-
-#[test]
-fn limit_is_clamped_and_restorable() {
-    let _serial = serial();
-    let _restore = RestoreSlots;
-    assert_eq!(registry::set_max_slots(usize::MAX), MAX_SLOTS);
-    assert_eq!(registry::set_max_slots(MAX_SLOTS + 1), MAX_SLOTS);
-    // With the full table back, a fresh thread gets a slot again.
-    let got = std::thread::spawn(|| registry::current().is_some())
+    drop(hoarders);
+    // With the table back, a fresh thread gets a slot again.
+    let got = std::thread::spawn(|| Park::current().is_some())
         .join()
-        .expect("probe thread");
-    assert!(got, "no slot after restoring the limit");
+        .unwrap();
+    assert!(got, "no slot after the hoarders exited");
 }

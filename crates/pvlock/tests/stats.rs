@@ -5,6 +5,8 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use pvlock::backend::Auto;
+use pvlock::queued::Queued;
 use pvlock::stats::{snapshot, Event, Snapshot};
 
 /// The counters are process-wide: the tests of this file take turns.
@@ -60,25 +62,89 @@ fn queue_entry_and_time_are_counted() {
     let queued = Duration::from_nanos(d.get(Event::PvQueuedNs));
     assert!(queued <= wait, "queued {queued:?} > waited {wait:?}");
     assert!(queued >= wait / 2, "queued {queued:?}, waited {wait:?}");
-    // Spun out ("Spun out" in the `Queued` module docs): alone in the queue, it was head at once
+    // Spun out ("spun out" in the policy docs): alone in the queue, it was head at once
     // and did not spin again there: one skipped spin, then it blocked as head.
     assert_eq!(d.get(Event::PvSpinSkip), 1, "{d:?}");
     assert!(d.get(Event::PvWaitHead) >= 1, "{d:?}");
 }
 
-/// Only a waiter whose spin ran out its budget skips a spin in the queue ("Spun out" in the
-/// `Queued` module docs; the skip itself is checked in `queue_entry_and_time_are_counted`).
+/// The `Queued` lock's word as its `Debug` shows it: (locked byte, pending, tail).
+fn word(l: &Queued<Auto>) -> (u32, bool, u32) {
+    let d = format!("{l:?}");
+    let field = |name: &str| {
+        let rest = &d[d.find(name).expect("field") + name.len()..];
+        rest.split([',', ' ', '}']).next().unwrap().to_string()
+    };
+    (
+        field("locked: ").parse().unwrap(),
+        field("pending: ") == "true",
+        field("tail: ").parse().unwrap(),
+    )
+}
+
+/// Waits until `cond` holds for the lock's word (at most 10 s).
+fn until(l: &Queued<Auto>, what: &str, cond: impl Fn((u32, bool, u32)) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond(word(l)) {
+        assert!(Instant::now() < deadline, "never {what}: {l:?}");
+        std::thread::yield_now();
+    }
+}
+
+/// Only a waiter whose entry spin ran out its budget skips a spin in the queue ("Spun out" in
+/// the policy docs). Here one waiter spins out (and skips its first round as head), a second
+/// queues because the head is spinning (pending set): it must not skip. Needs 2 CPUs, so that two
+/// queued threads are not "crowded".
 #[test]
 fn only_a_spun_out_waiter_skips_its_spin() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // Queued for another reason (here none: it got the lock by spinning), nothing is skipped.
-    let (_, d) = with_spin_budget(1 << 20, || wait_behind_hold(Duration::from_millis(1)));
-    assert_eq!(d.get(Event::PvQueuedSpin), 0, "{d:?}");
-    assert_eq!(d.get(Event::PvSpinSkip), 0, "{d:?}");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        println!("skipped: needs 2 CPUs, this process may use {cpus}");
+        return;
+    }
+    let old = pvlock::tuning::spin_budget();
+    // A spin long enough for the second waiter to arrive while the head spins.
+    pvlock::tuning::set_spin_budget(Duration::from_millis(5));
+    let l = Queued::<Auto>::new();
+    let before = snapshot();
+    l.lock();
+    std::thread::scope(|s| {
+        // W1 spins out its budget, queues, and as head (skipping that spin) hashes itself: SLOW.
+        s.spawn(|| {
+            l.lock();
+            // SAFETY: locked just above.
+            unsafe { l.unlock() };
+        });
+        until(&l, "the first waiter blocked as head", |(b, _, _)| b == 3);
+        let tail1 = word(&l).2;
+        // Release, and take the lock straight back (a steal: not crowded): the kicked head
+        // wakes to a held lock and spins with pending set, not skipping this time.
+        // SAFETY: locked above, by this thread.
+        unsafe { l.unlock() };
+        l.lock();
+        until(&l, "the head spun with pending", |(_, p, _)| p);
+        // W2 comes while the head spins: it queues because of `pending`.
+        s.spawn(|| {
+            l.lock();
+            // SAFETY: locked just above.
+            unsafe { l.unlock() };
+        });
+        until(&l, "the second waiter queued", |(_, _, t)| t != tail1);
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: locked above, by this thread.
+        unsafe { l.unlock() };
+    });
+    pvlock::tuning::set_spin_budget(old);
+    let d = snapshot().since(&before);
+    assert_eq!(d.get(Event::PvQueuedSpin), 1, "{d:?}");
+    assert_eq!(d.get(Event::PvQueuedPending), 1, "{d:?}");
+    // W1's skipped round as head; W2, queued for the pending bit, skipped nothing.
+    assert_eq!(d.get(Event::PvSpinSkip), 1, "{d:?}");
 }
 
 /// Crowded (8 threads per CPU on one `pvlock::Mutex`), waiters next in line yield-wait instead of
-/// blocking (`Backend::YIELD_WAIT`, on for `Auto`), and mutual exclusion holds (exact total).
+/// blocking, and mutual exclusion holds (exact total).
 #[test]
 fn crowded_next_in_line_yield_waits() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,65 +186,49 @@ fn yields_behind_long_hold() -> u64 {
 /// A spin budget long enough for a stealer's backoff to saturate many times.
 const LONG_SPIN: u32 = 1 << 14;
 
-/// With no more waiting threads than CPUs, a stealer whose backoff has saturated yields the CPU
-/// between its reads of the lock (`Backend::YIELD_WAIT`, on for `Auto`): "Yielding stealers" in
-/// the `Queued` module docs.
+/// With fewer waiting threads than CPUs, a stealer whose backoff has saturated yields the CPU
+/// between its reads of the lock ("yielding stealers" in the policy docs).
 #[test]
 fn few_threads_stealer_yields() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // Threads of earlier tests give their waiter slots back when they exit, which may be just
-    // after they were joined.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pvlock::registry::claimed() > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
     let yields = with_spin_budget(LONG_SPIN, yields_behind_long_hold);
     assert!(yields > 0, "a lone stealer did not yield");
 }
 
-/// With more threads that wait for pvlock locks than CPUs (here: parked, each holding the waiter
-/// slot it claimed when it waited once), stealers only spin: the queue and its steal budget are in
-/// charge then (the yields cost `oversub-8x` fairness).
+/// With at least as many threads waiting for pvlock locks as CPUs (here: blocked on another lock),
+/// stealers only spin: the queue and its steal budget are in charge then. Once those threads
+/// stop waiting the process is not crowded any more: a stealer yields again (a pool that waited
+/// once is not loaded forever).
 #[test]
 fn crowded_process_stealer_does_not_yield() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let extra = (cpus + 1).min(256);
     let gate = pvlock::Mutex::new(());
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let stop_rx = std::sync::Mutex::new(stop_rx);
+    let (done_tx, done_rx) = mpsc::channel();
     let yields = std::thread::scope(|s| {
         let held = gate.lock();
         for _ in 0..extra {
-            let ready_tx = ready_tx.clone();
-            let (gate, stop_rx) = (&gate, &stop_rx);
+            let (gate, done_tx) = (&gate, done_tx.clone());
             s.spawn(move || {
-                // Waits for `gate` (claims a waiter slot), then stays alive until told to stop.
                 drop(gate.lock());
-                ready_tx.send(()).unwrap();
-                let _ = stop_rx.lock().unwrap().recv();
+                done_tx.send(()).unwrap();
             });
         }
-        // Keep `gate` until they all wait for it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while pvlock::registry::claimed() < extra && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        drop(held);
-        for _ in 0..extra {
-            ready_rx.recv().unwrap();
-        }
-        assert!(
-            pvlock::registry::claimed() > cpus,
-            "the parked threads hold no slots"
-        );
+        // Long enough for all of them to spin out and queue behind `held`.
+        std::thread::sleep(Duration::from_millis(100));
         let yields = with_spin_budget(LONG_SPIN, yields_behind_long_hold);
-        drop(stop_tx);
+        drop(held);
         yields
     });
+    for _ in 0..extra {
+        done_rx.recv().unwrap();
+    }
     assert_eq!(
         yields, 0,
-        "a stealer yielded with more waiting threads than CPUs"
+        "a stealer yielded with {extra} threads waiting on {cpus} CPUs"
     );
+    // The same threads have waited, and are done: no longer crowded.
+    let again = with_spin_budget(LONG_SPIN, yields_behind_long_hold);
+    assert!(again > 0, "still treated as crowded after the waiters left");
 }

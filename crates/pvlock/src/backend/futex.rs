@@ -1,6 +1,6 @@
 //! Linux futex backend: one futex word per waiter slot, the latch of `std`'s futex thread parker.
 //!
-//! Latch word states (`Slot::futex`):
+//! Latch word states (the slot's `latch.futex`):
 //!
 //! ```text
 //!   EMPTY ──wait──▶ PARKED ──kick──▶ NOTIFIED ──wait returns──▶ EMPTY
@@ -13,7 +13,7 @@
 //! so a kick of a thread that has not gone to sleep costs no system call.
 
 use super::Backend;
-use crate::registry::Slot;
+use crate::slot::Slot;
 use crate::sync::{AtomicU32, Ordering};
 
 const EMPTY: u32 = 0;
@@ -46,7 +46,7 @@ pub(crate) fn futex_wait(me: &Slot, ptr: &AtomicU32, val: u32) {
         return;
     }
     // Acquire on consuming the token: the kicker's writes before its kick are visible to us.
-    if me.futex.fetch_sub(1, Ordering::Acquire) == NOTIFIED {
+    if me.latch.futex.fetch_sub(1, Ordering::Acquire) == NOTIFIED {
         return; // consumed a latched kick; the word is EMPTY again
     }
     // Now PARKED. Sleep until the word changes (a kick), or spuriously.
@@ -55,7 +55,7 @@ pub(crate) fn futex_wait(me: &Slot, ptr: &AtomicU32, val: u32) {
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            me.futex.as_ptr(),
+            me.latch.futex.as_ptr(),
             libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
             PARKED,
             core::ptr::null::<libc::timespec>(),
@@ -63,19 +63,19 @@ pub(crate) fn futex_wait(me: &Slot, ptr: &AtomicU32, val: u32) {
     }
     // Whatever woke us (a kick, a signal, a spurious wake-up), reset the latch to EMPTY; if it was
     // NOTIFIED we consumed the kick, otherwise this is a spurious return, which the contract allows.
-    me.futex.swap(EMPTY, Ordering::Acquire);
+    me.latch.futex.swap(EMPTY, Ordering::Acquire);
 }
 
 #[inline]
 pub(crate) fn futex_kick(target: &Slot) {
     // Release: the change the waiter waits for (written before this kick) is visible to it once
     // it sees NOTIFIED.
-    if target.futex.swap(NOTIFIED, Ordering::Release) == PARKED {
+    if target.latch.futex.swap(NOTIFIED, Ordering::Release) == PARKED {
         // SAFETY: FUTEX_WAKE on a valid, aligned word in the static slot table.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
-                target.futex.as_ptr(),
+                target.latch.futex.as_ptr(),
                 libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
                 1,
             );

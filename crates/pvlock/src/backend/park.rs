@@ -6,7 +6,7 @@
 //! loom models of the lock protocols run with.
 
 use super::Backend;
-use crate::registry::Slot;
+use crate::slot::Slot;
 use crate::sync::{AtomicU32, Ordering};
 
 #[cfg(loom)]
@@ -54,16 +54,31 @@ pub(crate) fn park_wait(me: &Slot, ptr: &AtomicU32, val: u32) {
     }
     // A poisoned latch only means a panic elsewhere while holding this tiny mutex; the bool is
     // still meaningful, so recover it.
-    let mut token = me.park.token.lock().unwrap_or_else(|e| e.into_inner());
+    let mut token = me
+        .latch
+        .park
+        .token
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     while !*token {
-        token = me.park.cvar.wait(token).unwrap_or_else(|e| e.into_inner());
+        token = me
+            .latch
+            .park
+            .cvar
+            .wait(token)
+            .unwrap_or_else(|e| e.into_inner());
     }
     *token = false;
 }
 
 pub(crate) fn park_kick(target: &Slot) {
-    let mut token = target.park.token.lock().unwrap_or_else(|e| e.into_inner());
+    let mut token = target
+        .latch
+        .park
+        .token
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     *token = true;
     drop(token);
-    target.park.cvar.notify_one();
+    target.latch.park.cvar.notify_one();
 }

@@ -1,7 +1,7 @@
 //! The native backend: never blocks. With it the algorithms are the plain kernel spinlocks.
 
 use super::Backend;
-use crate::registry::Slot;
+use crate::slot::Slot;
 use crate::sync::{spin_loop, AtomicU32};
 
 /// The native backend: waiting is spinning, kicking is nothing.
@@ -16,11 +16,6 @@ pub struct Spin;
 // return may be spurious), so kicks need no latching.
 unsafe impl Backend for Spin {
     const BLOCKING: bool = false;
-
-    #[inline(always)]
-    fn spin_start() -> u32 {
-        u32::MAX
-    }
 
     #[inline(always)]
     fn wait(_me: &Slot, _ptr: &AtomicU32, _val: u32) {

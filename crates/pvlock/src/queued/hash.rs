@@ -30,7 +30,7 @@
 //! Both are invariants of the protocol; if one were ever broken we do not panic in a release build
 //! (a lock must not bring the process down): `debug_assert!`, then yield and probe again.
 
-use crate::registry::{self, Slot, MAX_SLOTS};
+use crate::slot::{self, Slot, MAX_SLOTS};
 use crate::stats::{count_n, Event};
 use crate::sync::{AtomicU32, AtomicUsize, Ordering};
 
@@ -147,7 +147,7 @@ pub(super) fn unhash(lock: usize) -> &'static Slot {
                 let node = e.node.load(Ordering::Relaxed);
                 // Release: our read of `node` happens before the next claimant writes it.
                 e.lock.store(0, Ordering::Release);
-                return registry::slot_at(node as usize);
+                return slot::slot_at(node as usize);
             }
         }
         debug_assert!(false, "pvlock: queued lock SLOW without a hash entry");
@@ -200,8 +200,8 @@ mod tests {
 
     #[test]
     fn hash_unhash_round_trip() {
-        let s1 = registry::slot_at(1);
-        let s2 = registry::slot_at(2);
+        let s1 = slot::slot_at(1);
+        let s2 = slot::slot_at(2);
         let i = hash(A, s1);
         let j = hash(B, s2);
         assert_ne!(i, j);
@@ -223,7 +223,7 @@ mod tests {
             .collect();
         assert!(addrs.len() >= 2);
         for (n, &a) in addrs.iter().enumerate() {
-            hash(a, registry::slot_at(n));
+            hash(a, slot::slot_at(n));
         }
         for (n, &a) in addrs.iter().enumerate().rev() {
             assert_eq!(unhash(a).index(), n);
@@ -231,7 +231,7 @@ mod tests {
         for &a in &addrs {
             assert!(!contains(a));
         }
-        let i = hash(A, registry::slot_at(7));
+        let i = hash(A, slot::slot_at(7));
         clear(i);
         assert!(!contains(A));
     }

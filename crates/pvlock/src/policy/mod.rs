@@ -1,0 +1,247 @@
+//! The waiting policy: every decision of the pv slow paths that is a matter of performance, not
+//! of correctness, made in one place from one [`Load`] snapshot and the tuning in force.
+//!
+//! The lock modules hold the mechanism: the lock words and their transitions, the queue, the
+//! hash table, the wait/kick calls, each of which is correct whatever the policy answers. They
+//! consult a [`Policy`] at named points and spin with the one [`Backoff`] it hands out.
+//!
+//! | point | decision | rule |
+//! |---|---|---|
+//! | [`Policy::entry_spin`] | how long a `Queued` newcomer tries to steal before it queues, and whether it yields between reads | the spin budget; crowded, 1/32 of it ("short entry spin") unless the thread is 2+ steal budgets behind its fair share; not crowded, it yields once its backoff saturates ("yielding stealers") |
+//! | [`Policy::may_bypass`] | whether a thread may take a `Queued` lock past queued waiters | the steal budget, while crowded ([`steal`]) |
+//! | [`Policy::queued_spin`] | how long a queued waiter spins before it blocks (`Queued` non-head, `Ticket`, `Byte`) | the spin budget; none while crowded ("load control"), none in a waiter's first queued round after its entry spin ran out ("spun out") |
+//! | [`Policy::head_spin`] | how long the `Queued` queue head spins before it blocks | the spin budget, also while crowded (it is the one waiter whose spin keeps the lock moving); none in its first round when spun out |
+//! | [`Policy::yield_wait`] | whether the `Queued` waiter next in line waits runnable, yielding, instead of blocking, and for how long | crowded: up to 1 ms ("yield-wait") |
+//! | [`Policy::wake_next_in_line`] | whether a new `Queued` owner wakes the blocked waiter behind the new head | crowded ("yield-wait") |
+//! | [`Policy::wake_successor`] | whether a new `Queued` owner wakes a blocked successor at once instead of at its unlock | when another waiter is queued behind it ("early wake") |
+//!
+//! "Crowded" is [`Load::crowded`]: at least as many threads wait in earnest as the process has
+//! CPUs. Each rule's reason and its measurements are in `docs/tuning.md`; the protocol each one
+//! acts in is in the lock's module docs.
+//!
+//! Without `std` the CPU count is unknown, nothing is ever crowded, and there is no yielding: the
+//! policy is the kernel's (spin the budget, then block), with the steal budget always in force.
+
+pub(crate) mod budget;
+pub(crate) mod steal;
+
+use crate::load::Load;
+use crate::sync::{spin_loop, yield_now, Deadline, CAN_YIELD};
+use crate::tuning::{CROWDED_ENTRY_DIV, FAIR_SHARE_SLACK, STEAL_BACKOFF_MAX, YIELD_WAIT_NS};
+use steal::Account;
+
+/// The policy in force for one waiter now: a [`Load`] snapshot and the tuning, by value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policy {
+    load: Load,
+    /// The spin budget, in spin iterations.
+    spin: u32,
+}
+
+impl Policy {
+    /// The policy now: read at slow-path entry and after each wake-up.
+    #[inline]
+    pub(crate) fn now() -> Policy {
+        Policy {
+            load: Load::now(),
+            spin: budget::iterations(),
+        }
+    }
+
+    /// A policy for this load (tests).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn with(load: Load, spin: u32) -> Policy {
+        Policy { load, spin }
+    }
+
+    /// A `Queued` newcomer's spin before it joins the queue: reads with exponential backoff,
+    /// for the spin budget, or 1/32 of it while crowded unless the thread is well behind its
+    /// fair share of steals; yielding between reads once the backoff saturates while not crowded
+    /// (yielding stealers: with CPU hogs of other processes the lock's threads take turns with
+    /// them instead of spinning against them).
+    #[inline]
+    pub(crate) fn entry_spin(&self, account: &Account) -> Backoff {
+        let crowded = self.load.crowded();
+        let behind = crowded && account.deficit() > FAIR_SHARE_SLACK * i64::from(steal::budget());
+        let budget = if crowded && !behind {
+            self.spin / CROWDED_ENTRY_DIV
+        } else {
+            self.spin
+        };
+        Backoff::new(budget, STEAL_BACKOFF_MAX, !crowded && CAN_YIELD)
+    }
+
+    /// Whether the owner of `account` may take a lock past queued waiters now (and counts it).
+    #[inline(always)]
+    pub(crate) fn may_bypass(account: &Account) -> bool {
+        account.may_bypass(steal::budget(), Load::now)
+    }
+
+    /// A queued waiter's spin before it blocks: the spin budget, one check per `PAUSE`; none
+    /// while crowded (load control: the waiters cannot all have a CPU, and a spinning one takes
+    /// it from a thread that could make progress) and none when `skip`.
+    #[inline]
+    pub(crate) fn queued_spin(&self, skip: bool) -> Backoff {
+        let budget = if skip || self.load.crowded() {
+            0
+        } else {
+            self.spin
+        };
+        Backoff::new(budget, 1, false)
+    }
+
+    /// The `Queued` queue head's spin with pending set: the spin budget, one try per `PAUSE`,
+    /// also while crowded (pending forbids stealing, so its spin is what keeps the lock moving);
+    /// none when `skip`.
+    #[inline]
+    pub(crate) fn head_spin(&self, skip: bool) -> Backoff {
+        Backoff::new(if skip { 0 } else { self.spin }, 1, false)
+    }
+
+    /// Whether the `Queued` waiter next in line should wait runnable, yielding the CPU between
+    /// checks, rather than block; `Some(deadline)` for how long.
+    #[inline]
+    pub(crate) fn yield_wait(&self) -> Option<Deadline> {
+        (CAN_YIELD && self.load.crowded()).then(|| Deadline::after_ns(YIELD_WAIT_NS))
+    }
+
+    /// Whether a new `Queued` owner wakes the blocked waiter behind the new head, so that it
+    /// yield-waits as the next in line.
+    #[inline]
+    pub(crate) fn wake_next_in_line(&self) -> bool {
+        CAN_YIELD && self.load.crowded()
+    }
+
+    /// Whether a new `Queued` owner that hands the queue to a blocked successor wakes it at once
+    /// (its wake-up latency overlaps the critical section) rather than at its unlock (the
+    /// kernel's `pv_kick_node`, which saves a wake/sleep cycle when the lock is held long):
+    /// `queued_behind`, another waiter is queued behind the successor.
+    #[inline]
+    pub(crate) fn wake_successor(queued_behind: bool) -> bool {
+        queued_behind
+    }
+}
+
+/// One waiter's spin: `PAUSE`s in rounds that double from 1 to a maximum step, checking between
+/// rounds, optionally yielding the CPU after each round at the maximum, and giving up once a
+/// budget of `PAUSE`s is spent (yields do not count).
+pub(crate) struct Backoff {
+    left: u32,
+    step: u32,
+    max_step: u32,
+    yields: bool,
+    waited: u32,
+}
+
+impl Backoff {
+    /// A spin of `budget` `PAUSE`s in rounds of up to `max_step`, yielding after each round at
+    /// the maximum if `yields` (and the CPU can be given away).
+    #[inline]
+    pub(crate) fn new(budget: u32, max_step: u32, yields: bool) -> Backoff {
+        Backoff {
+            left: budget,
+            step: 1,
+            max_step: max_step.max(1),
+            yields: yields && CAN_YIELD,
+            waited: 0,
+        }
+    }
+
+    /// A spin that never gives up (waiting for something that comes soon, or for a lock without a
+    /// node to wait with), yielding after each round at the maximum if `yields`.
+    #[inline]
+    pub(crate) fn unbounded(max_step: u32, yields: bool) -> Backoff {
+        Backoff::new(u32::MAX, max_step, yields)
+    }
+
+    /// Waits one round; `false`, without waiting, once the budget is spent.
+    #[inline]
+    pub(crate) fn snooze(&mut self) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        let n = self.step.min(self.left);
+        for _ in 0..n {
+            spin_loop();
+        }
+        if self.left != u32::MAX {
+            self.left -= n;
+        }
+        self.waited = self.waited.wrapping_add(n);
+        if self.step == self.max_step {
+            if self.yields {
+                crate::stats::count(crate::stats::Event::PvSpinYield);
+                yield_now();
+            }
+        } else {
+            self.step = (self.step * 2).min(self.max_step);
+        }
+        true
+    }
+
+    /// `PAUSE`s waited so far.
+    #[inline]
+    pub(crate) fn waited(&self) -> u32 {
+        self.waited
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    const CALM: Load = Load {
+        waiting: 0,
+        cpus: Some(2),
+    };
+    const CROWDED: Load = Load {
+        waiting: 5,
+        cpus: Some(2),
+    };
+    const KERNEL: Load = Load {
+        waiting: 5,
+        cpus: None,
+    };
+
+    fn rounds(mut b: Backoff) -> (u32, u32) {
+        let mut rounds = 0;
+        while b.snooze() {
+            rounds += 1;
+        }
+        (rounds, b.waited())
+    }
+
+    #[test]
+    fn backoff_spends_its_budget_in_doubling_rounds() {
+        // 1 + 2 + 4 + 8 + 8 + 8 + 1 = 32
+        assert_eq!(rounds(Backoff::new(32, 8, false)), (7, 32));
+        assert_eq!(rounds(Backoff::new(5, 1, false)), (5, 5));
+        assert_eq!(rounds(Backoff::new(0, 64, false)), (0, 0));
+    }
+
+    #[test]
+    fn spins_follow_the_load() {
+        let a = Account::new();
+        let calm = Policy::with(CALM, 1000);
+        let crowded = Policy::with(CROWDED, 1000);
+        let kernel = Policy::with(KERNEL, 1000);
+        // Entry: the whole budget, yielding, unless crowded (1/32, no yields).
+        assert_eq!(rounds(calm.entry_spin(&a)).1, 1000);
+        assert!(calm.entry_spin(&a).yields);
+        assert_eq!(rounds(crowded.entry_spin(&a)).1, 1000 / CROWDED_ENTRY_DIV);
+        assert!(!crowded.entry_spin(&a).yields);
+        // Queued waiters do not spin while crowded, nor when skipping; heads always spin.
+        assert_eq!(rounds(calm.queued_spin(false)).1, 1000);
+        assert_eq!(rounds(calm.queued_spin(true)).1, 0);
+        assert_eq!(rounds(crowded.queued_spin(false)).1, 0);
+        assert_eq!(rounds(crowded.head_spin(false)).1, 1000);
+        assert_eq!(rounds(crowded.head_spin(true)).1, 0);
+        // Yield-wait and waking the next in line only while crowded.
+        assert!(crowded.yield_wait().is_some() && crowded.wake_next_in_line());
+        assert!(calm.yield_wait().is_none() && !calm.wake_next_in_line());
+        // Unknown CPUs (no `std`): the kernel's policy.
+        assert_eq!(rounds(kernel.entry_spin(&a)).1, 1000);
+        assert_eq!(rounds(kernel.queued_spin(false)).1, 1000);
+        assert!(kernel.yield_wait().is_none());
+    }
+}
