@@ -152,19 +152,13 @@ pub const LOCKS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The default lock set (fits the one-minute default run).
-pub const DEFAULT_LOCKS: &[&str] = &[
-    "pvlock",
-    "queued-spin",
-    "queued-futex",
-    "ticket-spin",
-    "ticket-futex",
-    "byte-futex",
-    "std",
-    "parking_lot",
-    "spin",
-    "spin-ticket",
-];
+/// The lock table of the help texts.
+pub fn lock_table() -> String {
+    LOCKS
+        .iter()
+        .map(|(id, what)| format!("  {id:<13} {what}\n"))
+        .collect()
+}
 
 /// Whether `id` is a peer (not one of pvlock's locks).
 pub fn is_peer(id: &str) -> bool {

@@ -1,13 +1,11 @@
-//! Records, tables, the plain-English summary, JSON files, and `pvlock report`.
+//! Records, the JSON document, tables and the plain-English summary.
 
 use crate::locks::is_peer;
 use crate::machine::Machine;
 use crate::run::{CellOut, CellSpec};
-use crate::{plot, CliError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 /// The run's parameters (top-level `params` in the JSON).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -141,11 +139,11 @@ pub fn record(
         },
         jain,
         cv,
-        p50_ns: out.hist.quantile(0.5),
-        p99_ns: out.hist.quantile(0.99),
-        p999_ns: out.hist.quantile(0.999),
+        p50_ns: out.hist.value_at_quantile(0.5),
+        p99_ns: out.hist.value_at_quantile(0.99),
+        p999_ns: out.hist.value_at_quantile(0.999),
         max_ns: out.hist.max(),
-        latency_samples: out.hist.count(),
+        latency_samples: out.hist.len(),
         cpu_ns_per_op: per_op(out.usage.cpu_ns),
         ctx_switches_per_op: per_op(out.usage.voluntary + out.usage.involuntary),
         voluntary_ctx_per_op: per_op(out.usage.voluntary),
@@ -175,40 +173,6 @@ pub fn median(mut reps: Vec<Record>) -> Record {
     m.mutual_exclusion_ok = ok;
     m.stalled = stalled;
     m
-}
-
-/// Checks that a file can be created at `v` (without leaving anything there) and returns it.
-pub fn check_writable(opt: &str, v: &str) -> Result<PathBuf, CliError> {
-    let p = PathBuf::from(v);
-    if v.is_empty() || p.is_dir() || p.file_name().is_none() {
-        return Err(CliError::usage(format!("{opt}: {v:?} is not a file path")));
-    }
-    let tmp = temp_path(&p);
-    match std::fs::File::create(&tmp) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&tmp);
-            Ok(p)
-        }
-        Err(e) => Err(CliError::usage(format!("{opt}: cannot write {v:?}: {e}"))),
-    }
-}
-
-fn temp_path(p: &Path) -> PathBuf {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    p.with_file_name(format!(".{name}.tmp{}", std::process::id()))
-}
-
-/// Writes `bytes` to a temporary file beside `p` and renames it over `p`: no partial file.
-pub fn write_atomic(p: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = temp_path(p);
-    let r = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, p));
-    r.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", p.display())
-    })
 }
 
 /// `12.3 M`, `456 k`.
@@ -246,9 +210,9 @@ pub fn dur_ns(ns: f64) -> String {
     }
 }
 
-type Key = (String, String, usize, usize);
+pub type Key = (String, String, usize, usize);
 
-fn key(r: &Record) -> Key {
+pub fn key(r: &Record) -> Key {
     (
         r.scenario.clone(),
         r.workload.clone(),
@@ -539,140 +503,6 @@ pub fn summary(results: &[Record]) -> Vec<String> {
         out.push("  A MUTUAL EXCLUSION FAILURE was detected: see the flagged rows.".into());
     }
     out
-}
-
-/// Side by side: ops/s and min/max per input file.
-fn print_side_by_side(w: &mut impl Write, docs: &[(String, Output)]) -> std::io::Result<()> {
-    writeln!(w, "Side by side ({} runs):", docs.len())?;
-    for (i, (name, d)) in docs.iter().enumerate() {
-        let m = &d.machine;
-        writeln!(
-            w,
-            "  [{}] {name}: {} CPUs, {}, {}, {}",
-            i + 1,
-            m.cpus,
-            if m.hypervisor { "VM" } else { "bare metal" },
-            m.model_name,
-            m.date
-        )?;
-    }
-    let all: Vec<Record> = docs
-        .iter()
-        .flat_map(|d| d.1.results.iter().cloned())
-        .collect();
-    let mut keys: Vec<(String, String, usize, usize)> = Vec::new();
-    for r in &all {
-        let k = key(r);
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
-    }
-    for k in keys {
-        writeln!(w)?;
-        writeln!(
-            w,
-            "{} [{}]: {} threads{}",
-            k.0,
-            k.1,
-            k.2,
-            if k.3 > 0 {
-                format!(" + {} hogs", k.3)
-            } else {
-                String::new()
-            }
-        )?;
-        write!(w, "  {:<14}", "lock")?;
-        for i in 0..docs.len() {
-            write!(
-                w,
-                " {:>11} {:>7}",
-                format!("ops/s [{}]", i + 1),
-                format!("min/max")
-            )?;
-        }
-        writeln!(w)?;
-        let mut locks: Vec<&str> = Vec::new();
-        for r in all.iter().filter(|r| key(r) == k) {
-            if !locks.contains(&r.lock.as_str()) {
-                locks.push(&r.lock);
-            }
-        }
-        for lock in locks {
-            write!(w, "  {lock:<14}")?;
-            for (_, d) in docs {
-                match d.results.iter().find(|r| key(r) == k && r.lock == lock) {
-                    Some(r) => write!(w, " {:>11} {:>7.2}", si(r.ops_per_sec), r.min_max)?,
-                    None => write!(w, " {:>11} {:>7}", "-", "-")?,
-                }
-            }
-            writeln!(w)?;
-        }
-    }
-    Ok(())
-}
-
-/// `pvlock report FILE.json [FILE2.json ...] [--plot PATH]`.
-pub fn report_main(args: &[String]) -> Result<u8, CliError> {
-    let mut files = Vec::new();
-    let mut plot_path = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--plot" {
-            let v = it
-                .next()
-                .ok_or_else(|| CliError::usage("--plot: missing value"))?;
-            plot_path = Some(check_writable("--plot", v)?);
-        } else if let Some(v) = a.strip_prefix("--plot=") {
-            plot_path = Some(check_writable("--plot", v)?);
-        } else if a.starts_with('-') {
-            return Err(CliError::usage(format!(
-                "report: unknown option {a:?}; usage: pvlock report FILE.json [FILE2.json ...] [--plot PATH]"
-            )));
-        } else {
-            files.push(a.clone());
-        }
-    }
-    if files.is_empty() {
-        return Err(CliError::usage(
-            "report: no input; usage: pvlock report FILE.json [FILE2.json ...] [--plot PATH]",
-        ));
-    }
-    let mut docs = Vec::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| CliError::usage(format!("report: cannot read {f:?}: {e}")))?;
-        let doc: Output = serde_json::from_str(&text).map_err(|e| {
-            CliError::usage(format!(
-                "report: {f:?} is not a pvlock bench JSON file: {e}"
-            ))
-        })?;
-        docs.push((f.clone(), doc));
-    }
-    let mut out = std::io::stdout().lock();
-    let res = if docs.len() == 1 {
-        print_report(&mut out, &docs[0].1)
-    } else {
-        print_side_by_side(&mut out, &docs)
-    };
-    let _ = res;
-    if let Some(p) = plot_path {
-        let labelled: Vec<(String, &Output)> = if docs.len() == 1 {
-            vec![(String::new(), &docs[0].1)]
-        } else {
-            docs.iter()
-                .enumerate()
-                .map(|(i, d)| (format!("[{}]", i + 1), &d.1))
-                .collect()
-        };
-        let (svg, png) = plot::write(&p, &labelled).map_err(CliError::runtime)?;
-        let _ = writeln!(
-            out,
-            "Plots written to {} and {}",
-            svg.display(),
-            png.display()
-        );
-    }
-    Ok(0)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::hist::{self, Histogram};
 use crate::locks::{with_family, Family};
 use crate::machine::Usage;
 use crate::workload::{spin_work, Counter, HashTable, Rng, Stats, Work};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -62,7 +62,6 @@ pub struct CellOut {
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
-#[derive(Default)]
 struct Gate {
     ready: usize,
     go: bool,
@@ -107,7 +106,7 @@ fn worker<W: Work>(w: &W, ctl: &Ctl, idx: usize, ncs: u64) {
         }
     }
     let mine = &ctl.counts[idx].0;
-    let mut h = Histogram::default();
+    let mut h = hist::Recorder::default();
     let mut ops = 0u64;
     let span = 2 * ncs + 1;
     loop {
@@ -129,7 +128,7 @@ fn worker<W: Work>(w: &W, ctl: &Ctl, idx: usize, ncs: u64) {
         }
     }
     let mut g = lock_gate(ctl);
-    g.hist.merge(&h);
+    h.add_to(&mut g.hist);
     g.done += 1;
     ctl.cv.notify_all();
 }
@@ -139,7 +138,12 @@ fn run_work<W: Work>(w: Arc<W>, spec: &CellSpec) -> Result<CellOut, String> {
     let ctl = Arc::new(Ctl {
         stop: AtomicBool::new(false),
         counts: (0..n).map(|_| Padded(AtomicU64::new(0))).collect(),
-        gate: Mutex::new(Gate::default()),
+        gate: Mutex::new(Gate {
+            ready: 0,
+            go: false,
+            done: 0,
+            hist: hist::histogram(),
+        }),
         cv: Condvar::new(),
     });
     let mut handles = Vec::with_capacity(n);
@@ -217,7 +221,7 @@ fn run_work<W: Work>(w: Arc<W>, spec: &CellSpec) -> Result<CellOut, String> {
     let leaked = spawned - g.done;
     // Relaxed: as above; exact once every worker went through the gate mutex.
     let final_ops: u64 = ctl.counts.iter().map(|c| c.0.load(Ordering::Relaxed)).sum();
-    let hist = std::mem::take(&mut g.hist);
+    let hist = std::mem::replace(&mut g.hist, hist::histogram());
     drop(g);
     if let Some(e) = spawn_err {
         for h in handles {
@@ -289,7 +293,7 @@ impl Drop for Hogs {
 }
 
 /// `pvlock hog PARENT_PID`: burn CPU until killed or the parent dies.
-pub fn hog_main(args: &[String]) -> ExitCode {
+pub fn hog_main(parent: Option<&str>) -> Result<u8, crate::CliError> {
     // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
     unsafe {
         libc::prctl(
@@ -301,10 +305,10 @@ pub fn hog_main(args: &[String]) -> ExitCode {
         );
     }
     // The parent may have died before the prctl: then we were re-parented; exit.
-    let parent: Option<i32> = args.first().and_then(|a| a.parse().ok());
+    let parent: Option<i32> = parent.and_then(|a| a.parse().ok());
     // SAFETY: getppid has no preconditions.
     if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
-        return ExitCode::SUCCESS;
+        return Ok(0);
     }
     let mut x = 1u64;
     loop {
