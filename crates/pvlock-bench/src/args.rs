@@ -3,6 +3,12 @@
 
 use std::time::Duration;
 
+/// The duration grammar, for the help texts.
+pub const DURATIONS: &str = "\
+Durations (TIME): a number and a unit, e.g. 500ms, 1.5s, 2m; units ns, us (or µs), ms, s (sec),
+  m (min), h; several add up (1m 30s). A bare number such as 400 is rejected: write 400ms or 400s.
+";
+
 /// Durations: humantime's grammar (`500ms`, `2s`, `1.5s`, `100us`, `2m`, `1h 30m`), within
 /// `min..=max`. A bare number is rejected: it would be ambiguous (seconds? milliseconds?).
 pub fn duration(

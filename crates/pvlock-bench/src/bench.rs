@@ -53,47 +53,49 @@ pub struct List<T>(pub Vec<T>);
 /// `pvlock bench` options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Thread counts, e.g. 1,2,4,8x (8x = 8 x CPUs); replaces the thread counts of the scenarios
-    /// (and selects the `sweep` scenario unless --scenarios is given)
+    /// Thread counts, e.g. 1,2,4,8x (8x = 8 x CPUs). They replace the thread counts of the
+    /// scenarios and select the `sweep` scenario unless --scenarios is given.
     #[arg(long, value_name = "LIST", value_parser = parse_threads)]
     pub threads: Option<List<ThreadSpec>>,
-    /// Counter workload: volatile writes inside the critical section, over 2 cache lines
+    /// Counter workload: volatile writes inside the critical section, spread over 2 cache lines.
     #[arg(long, value_name = "N", default_value = "20", value_parser = args::number(0u32, 1_000_000), allow_hyphen_values = true)]
     pub cs: u32,
-    /// Mean non-critical work per acquisition, in dependent multiply-adds (~1-2 ns each), uniform
-    /// 0..=2N (0 in uncontended)
+    /// Mean non-critical work between two acquisitions of a thread, in dependent multiply-adds
+    /// (~1-2 ns each), uniform in 0..=2N. The uncontended scenario always uses 0.
     #[arg(long, value_name = "N", default_value = "100", value_parser = args::number(0u64, 100_000_000), allow_hyphen_values = true)]
     pub ncs: u64,
-    /// Time per cell (see DURATIONS below)
+    /// Time per cell (one lock in one scenario, workload and thread count), from 1ms to 10m.
     #[arg(long, value_name = "TIME", default_value = "400ms", value_parser = args::duration(Duration::from_millis(1), Duration::from_secs(600)), allow_hyphen_values = true)]
     pub duration: Duration,
-    /// Repeats (rounds) per cell; the repeat with the median throughput is reported
+    /// Rounds: each round runs every lock once, back to back; the round with the median
+    /// throughput is reported, with the spread over the rounds.
     #[arg(long, value_name = "N", default_value = "3", value_parser = args::number(1u32, 100), allow_hyphen_values = true)]
     pub repeats: u32,
-    /// Lock ids (see LOCKS below), comma-separated, or all
+    /// Lock ids (see Locks below), comma-separated, or `all`.
     #[arg(long, value_name = "LIST", default_value = DEFAULT_LOCKS_ARG, value_parser = parse_locks)]
     pub locks: List<&'static str>,
-    /// Scenarios (see SCENARIOS below), comma-separated, or all [default:
-    /// uncontended,native,oversub-8x,noisy; sweep with --threads]
+    /// Scenarios (see Scenarios below), comma-separated, or `all`
+    /// [default: uncontended,native,oversub-8x,noisy; sweep with --threads]
     #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
     pub scenarios: Option<List<&'static str>>,
-    /// CPU-hog processes in the noisy scenario [default: CPUs]
+    /// CPU-hog processes in the noisy scenario [default: the number of CPUs].
     #[arg(long, value_name = "N", value_parser = args::number(0usize, MAX_THREADS), allow_hyphen_values = true)]
     pub antagonists: Option<usize>,
-    /// Run on these CPUs only (affinity), e.g. 0 or 0-1 or 0,2-3; "CPUs" in the scenarios is then
-    /// their number
+    /// Run on these CPUs only (affinity), e.g. 0 or 0-1 or 0,2-3; "CPUs" in the scenarios is
+    /// then their number [default: every CPU this process may run on].
     #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
     pub cpus: Option<List<usize>>,
-    /// Workloads: counter, hashtable, stats, a comma list, or all
+    /// Workloads (see Workloads below), comma-separated, or `all`.
     #[arg(long, value_name = "LIST", default_value = "counter", value_parser = parse_workloads)]
     pub workload: List<&'static str>,
-    /// Hashtable workload: buckets (each with its own lock)
+    /// Hashtable workload: the number of buckets, each with its own lock.
     #[arg(long, value_name = "N", default_value = "64", value_parser = args::number(1usize, 1 << 20), allow_hyphen_values = true)]
     pub buckets: usize,
-    /// Write every record as JSON to PATH
+    /// Also write every record as JSON to PATH (read back by `pvlock report`).
     #[arg(long, value_name = "PATH", value_parser = files::output_path)]
     pub json: Option<PathBuf>,
-    /// Write throughput and fairness plots to PATH.svg and PATH.png (PATH may end in .svg)
+    /// Also write the throughput and fairness plots to PATH.svg and PATH.png (PATH may end in
+    /// .svg or .png).
     #[arg(long, value_name = "PATH", value_parser = files::plot_path)]
     pub plot: Option<PathBuf>,
 }
@@ -207,17 +209,29 @@ pub fn workload_table() -> &'static str {
 /// `pvlock bench --help`'s text after the options.
 pub fn after_help() -> String {
     format!(
-        "Scenarios:\n{}\nWorkloads:\n{}\nLocks:\n{}
-Notes: a cell runs for --duration, then a stop flag is set and each thread stops after its current
-acquisition; with a pathological lock (a spinning FIFO lock whose next waiter is preempted) this can
-take longer than --duration, and throughput counts the real wall time. A cell whose threads are not
-done max(1 s, --duration) after the deadline is reported as STALLED. Acquire latency is timed on a
-random 1 in 8 acquisitions (rdtsc where the TSC is invariant). CPU time and context switches come
-from getrusage over the whole process. Every workload also checks mutual exclusion (exit code 1 if
-a lock failed it). Bad arguments: one-line error, exit code 2.",
+        "Scenarios (CPUs = the CPUs this process may run on, see --cpus):\n{}\n\
+         Workloads:\n{}\n\
+         Locks:\n{}\n\
+         {}\n\
+         Output: one table per scenario, workload and thread count, then a summary. ops/s counts\n\
+         acquisitions per second of all threads; vs peer is the throughput relative to the fastest\n\
+         peer (std, parking_lot, spin, spin-ticket) round by round, median over the rounds. A cell\n\
+         runs for --duration, then every thread stops after its current acquisition; a cell whose\n\
+         threads are not done max(1s, --duration) later is reported as STALLED. Acquire latency is\n\
+         timed on a random 1 in 8 acquisitions; CPU time and context switches come from getrusage.\n\
+         Every workload checks mutual exclusion: a failure is reported and exits with 1. Bad\n\
+         arguments: one line on stderr, exit 2.\n\n\
+         Examples:\n\
+         \x20 pvlock bench                                   the default matrix, about one minute\n\
+         \x20 pvlock bench --json run.json --plot run        also write run.json, run.svg, run.png\n\
+         \x20 pvlock bench --threads 1,2,8x --locks pvlock,parking_lot,spin\n\
+         \x20 pvlock bench --scenarios native --workload hashtable --buckets 1024 --repeats 5\n\
+         \x20 pvlock bench --cpus 0 --scenarios oversub-8x    8 threads on one CPU\n\
+         \x20 PVLOCK=ticket:futex pvlock bench --locks dyn,pvlock,std",
         scenario_table(),
         workload_table(),
-        locks::lock_table()
+        locks::lock_table(),
+        args::DURATIONS
     )
 }
 

@@ -58,12 +58,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the benchmark matrix: pvlock's locks against std, parking_lot and spin (about one
-    /// minute with no options)
+    /// Run the benchmark matrix: pvlock's locks against std, parking_lot and spin.
+    ///
+    /// Measures throughput, fairness, acquire latency and CPU cost of each lock (--locks) in each
+    /// scenario (--scenarios), workload (--workload) and thread count, peers and pvlock's locks
+    /// in the same rounds. With no options: about one minute.
     Bench(bench::BenchArgs),
-    /// Re-print the tables (several files side by side) and plots from `bench --json` files
+    /// Re-print the tables and plots of `pvlock bench --json` files.
+    ///
+    /// One file: its tables and summary as `pvlock bench` printed them. Several: side by side.
     Report(report::ReportArgs),
-    /// Locktorture-style stress test of every pvlock lock
+    /// Stress-test every pvlock lock, in the manner of the kernel's locktorture.
+    ///
+    /// Per lock, --writers threads take and release one shared lock for --duration and check
+    /// mutual exclusion on every acquisition (an owner field, is_locked(), a counter that loses
+    /// updates when two writers get in); holds are mostly short, sometimes milliseconds long,
+    /// sometimes asleep; writers move between CPUs. A watchdog fails the run when no acquisition
+    /// completes for --watchdog.
     Torture(torture::TortureArgs),
     /// A CPU hog for the `noisy` scenario (started by `pvlock bench`)
     #[command(hide = true)]
@@ -82,6 +93,7 @@ fn top_help() -> String {
         "Scenarios (`pvlock bench --scenarios`; CPUs = CPUs this process may run on, see --cpus):\n{}\n\
          Workloads (`pvlock bench --workload`):\n{}\n\
          Locks (`pvlock bench --locks`):\n{}\n\
+         {}\n\
          Examples:\n\
          \x20 pvlock bench                                  the default matrix, about one minute\n\
          \x20 pvlock bench --threads 1,2,8x --locks pvlock,std,spin\n\
@@ -90,7 +102,8 @@ fn top_help() -> String {
          `pvlock help COMMAND` or `pvlock COMMAND --help` shows a command's options.",
         bench::scenario_table(),
         bench::workload_table(),
-        locks::lock_table()
+        locks::lock_table(),
+        args::DURATIONS
     )
 }
 

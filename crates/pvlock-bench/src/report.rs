@@ -8,12 +8,17 @@ use std::path::PathBuf;
 
 /// `pvlock report` options.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  pvlock report run.json                         the tables of one run again
+  pvlock report before.json after.json           two runs side by side
+  pvlock report run.json --plot run              the plots again: run.svg and run.png")]
 pub struct ReportArgs {
-    /// JSON files written by `pvlock bench --json`; with two or more, their throughput and
-    /// fairness are shown side by side
+    /// JSON files written by `pvlock bench --json` (any version). One file: its tables and
+    /// summary again. Two or more: throughput and fairness side by side.
     #[arg(value_name = "FILE.json", required = true)]
     pub files: Vec<PathBuf>,
-    /// Also write the plots of these files to PATH.svg and PATH.png (PATH may end in .svg)
+    /// Also write the plots of these files to PATH.svg and PATH.png (PATH may end in .svg or
+    /// .png); with several files, later runs are drawn dashed.
     #[arg(long, value_name = "PATH", value_parser = files::plot_path)]
     pub plot: Option<PathBuf>,
 }

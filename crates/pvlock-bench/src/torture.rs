@@ -250,22 +250,22 @@ pub struct Locks(Vec<LockKind>);
 /// `pvlock torture` options.
 #[derive(Clone, clap::Args)]
 pub struct TortureArgs {
-    /// Lock ids, comma-separated, or all (see LOCKS below)
+    /// Lock ids (see Locks below), comma-separated, or `all`.
     #[arg(long, value_name = "LIST", default_value = "all", value_parser = parse_locks)]
     locks: Locks,
-    /// Writer threads per lock (2 x CPUs, like the kernel's nwriters_stress)
-    #[arg(long, value_name = "N", default_value_t = 2 * cpus(), value_parser = args::number(1usize, MAX_WRITERS), allow_hyphen_values = true)]
+    /// Writer threads per lock [default: 2 x CPUs, like the kernel's nwriters_stress].
+    #[arg(long, value_name = "N", default_value_t = 2 * cpus(), hide_default_value = true, value_parser = args::number(1usize, MAX_WRITERS), allow_hyphen_values = true)]
     writers: usize,
-    /// Test time per lock (1ms to 24h; see DURATIONS below)
+    /// Test time per lock, from 1ms to 24h.
     #[arg(long, value_name = "TIME", default_value = "10s", value_parser = args::duration(MS, MAX_DURATION), allow_hyphen_values = true)]
     duration: Duration,
-    /// Time between statistics lines (10ms to 24h)
+    /// Time between statistics lines, from 10ms to 24h.
     #[arg(long, value_name = "TIME", default_value = "2s", value_parser = args::duration(10 * MS, MAX_DURATION), allow_hyphen_values = true)]
     stat_interval: Duration,
-    /// Fail if no acquisition completes for this long (100ms to 24h)
+    /// Fail (exit 1) if no acquisition completes for this long, from 100ms to 24h.
     #[arg(long, value_name = "TIME", default_value = "5s", value_parser = args::duration(100 * MS, MAX_DURATION), allow_hyphen_values = true)]
     watchdog: Duration,
-    /// How often writers move between CPUs (1ms to 24h)
+    /// How often each writer moves to a random CPU or back to all, from 1ms to 24h.
     #[arg(long = "shuffle-interval", value_name = "TIME", default_value = "100ms", value_parser = args::duration(MS, MAX_DURATION), allow_hyphen_values = true)]
     shuffle: Duration,
 }
@@ -275,12 +275,19 @@ pub fn after_help() -> String {
     let ids: Vec<&str> = public_locks().iter().map(|k| k.id).collect();
     format!(
         "Locks: {}\n\
-         \x20 (`dyn` is pvlock::DynMutex, chosen by the PVLOCK variable)\n\
-         \n\
-         Output: per lock a header, then `Writes: Total: N Max/Min: a/b [???] Fail: k [!!!]`\n\
-         lines (??? = max/2 > min, !!! = mutual exclusion violated); the last line is\n\
-         `End of test: SUCCESS` (exit 0) or `End of test: FAILURE` (exit 1). Bad arguments: exit 2.",
-        ids.join(", ")
+         \x20 (`dyn` is pvlock::DynMutex, its algorithm chosen by the PVLOCK variable)\n\n\
+         {}\n\
+         Output: per lock a header, then every --stat-interval\n\
+         \x20 Writes: Total: N Max/Min: a/b [???] Fail: k [!!!]\n\
+         (cumulative acquisitions, the most and fewest of one writer, failed checks; ??? = max/2 >\n\
+         min, !!! = mutual exclusion violated). The last line is `End of test: SUCCESS` (exit 0) or\n\
+         `End of test: FAILURE` (exit 1). Bad arguments: one line on stderr, exit 2.\n\n\
+         Examples:\n\
+         \x20 pvlock torture                                 every lock, 10 s each\n\
+         \x20 pvlock torture --locks pvlock,ticket-futex --duration 1m --writers 16\n\
+         \x20 PVLOCK=byte:park pvlock torture --locks dyn --watchdog 2s",
+        ids.join(", "),
+        args::DURATIONS
     )
 }
 

@@ -276,3 +276,84 @@ fn thread_sweep_with_cpu_subset() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("sweep [counter]: 2 threads on 1 CPUs"), "{s}");
 }
+
+#[test]
+fn help_texts_show_defaults_and_examples() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["bench", "--help"],
+            &[
+                "Usage: pvlock bench",
+                "[default: 400ms]",
+                "[default: 3]",
+                "[default: counter]",
+                "Durations (TIME)",
+                "bare number",
+                "Examples:",
+                "pvlock bench --json run.json",
+            ],
+        ),
+        (
+            &["report", "--help"],
+            &[
+                "Usage: pvlock report",
+                "<FILE.json>...",
+                "--plot",
+                "Examples:",
+                "pvlock report before.json after.json",
+            ],
+        ),
+        (&["help", "report"], &["Usage: pvlock report", "Examples:"]),
+        (
+            &["torture", "--help"],
+            &[
+                "Usage: pvlock torture",
+                "[default: 10s]",
+                "[default: 5s]",
+                "[default: 100ms]",
+                "Durations (TIME)",
+                "Examples:",
+            ],
+        ),
+    ];
+    for (args, needles) in cases {
+        let out = pvlock(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}");
+        let s = String::from_utf8_lossy(&out.stdout);
+        for n in *needles {
+            assert!(s.contains(n), "{args:?}: help lacks {n:?}:\n{s}");
+        }
+    }
+}
+
+#[test]
+fn durations_need_a_unit() {
+    bad(&["bench", "--duration", "5"], &["--duration", "no unit"]);
+    bad(&["torture", "--duration", "10"], &["--duration", "no unit"]);
+    bad(
+        &["torture", "--watchdog", "0.5"],
+        &["--watchdog", "no unit"],
+    );
+    // A sum of units is one duration.
+    let d = tmpdir("duration");
+    let json = d.join("d.json");
+    let out = pvlock(&[
+        "bench",
+        "--duration",
+        "1ms 500us",
+        "--repeats",
+        "1",
+        "--locks",
+        "spin",
+        "--scenarios",
+        "uncontended",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["params"]["duration_ms"].as_f64(), Some(1.5));
+    let _ = std::fs::remove_dir_all(&d);
+}
