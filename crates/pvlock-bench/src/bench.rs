@@ -91,11 +91,13 @@ pub struct BenchArgs {
     /// Hashtable workload: the number of buckets, each with its own lock.
     #[arg(long, value_name = "N", default_value = "64", value_parser = args::number(1usize, 1 << 20), allow_hyphen_values = true)]
     pub buckets: usize,
-    /// Also write every record as JSON to PATH (read back by `pvlock report`).
+    /// Also write every record as JSON to PATH (read back by `pvlock report`). A regular file is
+    /// replaced atomically (through a symbolic link: its target); a FIFO or character device
+    /// such as /dev/stdout is written in place; a directory or block device is refused.
     #[arg(long, value_name = "PATH", value_parser = files::output_path)]
     pub json: Option<PathBuf>,
     /// Also write the throughput and fairness plots to PATH.svg and PATH.png (PATH may end in
-    /// .svg or .png).
+    /// .svg or .png); each file is written as --json's.
     #[arg(long, value_name = "PATH", value_parser = files::plot_path)]
     pub plot: Option<PathBuf>,
 }

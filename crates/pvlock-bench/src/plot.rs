@@ -82,9 +82,11 @@ pub fn write(p: &Path, runs: &[(String, &Output)]) -> Result<(PathBuf, PathBuf),
         root.present().map_err(|e| format!("SVG plot: {e}"))?;
     }
     let png = png(&scene, h)?;
-    files::write_output(&svg_path, svg.as_bytes())?;
+    let created = files::write_output(&svg_path, svg.as_bytes())?;
     files::write_output(&png_path, &png).inspect_err(|_| {
-        let _ = std::fs::remove_file(&svg_path);
+        if created {
+            let _ = std::fs::remove_file(&svg_path); // no half of a new pair left behind
+        }
     })?;
     Ok((svg_path, png_path))
 }
