@@ -20,8 +20,47 @@ pub const SCENARIOS: &[&str] = &[
     "oversub-8x",
     "noisy",
     "sweep",
+    "tiny",
+    "short-lived",
 ];
-pub const DEFAULT_SCENARIOS: &[&str] = &["uncontended", "native", "oversub-8x", "noisy"];
+
+/// A named set of scenarios, workloads and locks (`--suite`); options given explicitly win.
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum Suite {
+    /// uncontended, native, oversub-8x and noisy with the counter workload and the default locks
+    /// (about one minute)
+    Default,
+    /// Spin locks' home ground: the tiny and short-lived scenarios with the random workload (2,
+    /// 64, 1000 and 1000000 locks) for pvlock, queued-spin and the peers (about 3.5 minutes)
+    Tiny,
+}
+
+impl Suite {
+    fn scenarios(self) -> &'static [&'static str] {
+        match self {
+            Suite::Default => &["uncontended", "native", "oversub-8x", "noisy"],
+            Suite::Tiny => &["tiny", "short-lived"],
+        }
+    }
+    fn workloads(self) -> &'static [&'static str] {
+        match self {
+            Suite::Default => &["counter"],
+            Suite::Tiny => &["random"],
+        }
+    }
+    fn locks(self) -> &'static str {
+        match self {
+            Suite::Default => DEFAULT_LOCKS_ARG,
+            Suite::Tiny => "pvlock,queued-spin,std,parking_lot,spin,spin-ticket,ttas",
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Suite::Default => "default",
+            Suite::Tiny => "tiny",
+        }
+    }
+}
 pub const MAX_THREADS: usize = 1024;
 
 /// A `--threads` entry: a count, or a multiple of the CPU count (`8x`).
@@ -54,7 +93,7 @@ pub struct List<T>(pub Vec<T>);
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Thread counts, e.g. 1,2,4,8x (8x = 8 x CPUs). They replace the thread counts of the
-    /// scenarios and select the `sweep` scenario unless --scenarios is given.
+    /// scenarios and select the `sweep` scenario unless --scenarios or --suite is given.
     #[arg(long, value_name = "LIST", value_parser = parse_threads)]
     pub threads: Option<List<ThreadSpec>>,
     /// Counter workload: volatile writes inside the critical section, spread over 2 cache lines.
@@ -71,11 +110,17 @@ pub struct BenchArgs {
     /// throughput is reported, with the spread over the rounds.
     #[arg(long, value_name = "N", default_value = "3", value_parser = args::number(1u32, 100), allow_hyphen_values = true)]
     pub repeats: u32,
-    /// Lock ids (see Locks below), comma-separated, or `all`.
-    #[arg(long, value_name = "LIST", default_value = DEFAULT_LOCKS_ARG, value_parser = parse_locks)]
-    pub locks: List<&'static str>,
-    /// Scenarios (see Scenarios below), comma-separated, or `all`
-    /// [default: uncontended,native,oversub-8x,noisy; sweep with --threads]
+    /// What to run when --scenarios, --workload or --locks are not given (see Suites below)
+    /// [default: default; with --threads and no --suite: the sweep scenario]
+    #[arg(long, value_name = "NAME")]
+    pub suite: Option<Suite>,
+    /// Lock ids (see Locks below), comma-separated, or `all` [default: the suite's;
+    /// pvlock,queued-spin,queued-futex,ticket-spin,ticket-futex,byte-futex,std,parking_lot,spin,
+    /// spin-ticket,ttas in the default suite]
+    #[arg(long, value_name = "LIST", value_parser = parse_locks)]
+    pub locks: Option<List<&'static str>>,
+    /// Scenarios (see Scenarios below), comma-separated, or `all` [default: the suite's;
+    /// sweep with --threads]
     #[arg(long, value_name = "LIST", value_parser = parse_scenarios)]
     pub scenarios: Option<List<&'static str>>,
     /// CPU-hog processes in the noisy scenario [default: the number of CPUs].
@@ -85,12 +130,19 @@ pub struct BenchArgs {
     /// then their number [default: every CPU this process may run on].
     #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
     pub cpus: Option<List<usize>>,
-    /// Workloads (see Workloads below), comma-separated, or `all`.
-    #[arg(long, value_name = "LIST", default_value = "counter", value_parser = parse_workloads)]
-    pub workload: List<&'static str>,
+    /// Workloads (see Workloads below), comma-separated, or `all` [default: the suite's].
+    #[arg(long, value_name = "LIST", value_parser = parse_workloads)]
+    pub workload: Option<List<&'static str>>,
     /// Hashtable workload: the number of buckets, each with its own lock.
     #[arg(long, value_name = "N", default_value = "64", value_parser = args::number(1usize, 1 << 20), allow_hyphen_values = true)]
     pub buckets: usize,
+    /// Random workload: numbers of locks, comma-separated; each is a workload of its own
+    /// (random-2, random-64, ...).
+    #[arg(long, value_name = "LIST", default_value = "2,64,1000,1000000", value_parser = parse_nlocks)]
+    pub nlocks: List<usize>,
+    /// Short-lived scenario: acquisitions of each fresh thread.
+    #[arg(long, value_name = "N", default_value = "10000", value_parser = args::number(1u64, 1_000_000_000), allow_hyphen_values = true)]
+    pub acquisitions: u64,
     /// Also write every record as JSON to PATH (read back by `pvlock report`). A regular file is
     /// replaced atomically (through a symbolic link: its target); a FIFO or character device
     /// such as /dev/stdout is written in place; a directory or block device is refused.
@@ -104,7 +156,7 @@ pub struct BenchArgs {
 
 /// `--locks`' default: the set that fits the one-minute default run.
 const DEFAULT_LOCKS_ARG: &str =
-    "pvlock,queued-spin,queued-futex,ticket-spin,ticket-futex,byte-futex,std,parking_lot,spin,spin-ticket";
+    "pvlock,queued-spin,queued-futex,ticket-spin,ticket-futex,byte-futex,std,parking_lot,spin,spin-ticket,ttas";
 
 fn parse_locks(v: &str) -> Result<List<&'static str>, String> {
     let ids: Vec<&'static str> = LOCKS.iter().map(|l| l.0).collect();
@@ -117,6 +169,17 @@ fn parse_scenarios(v: &str) -> Result<List<&'static str>, String> {
 
 fn parse_workloads(v: &str) -> Result<List<&'static str>, String> {
     args::names(v, WORKLOADS).map(List)
+}
+
+fn parse_nlocks(v: &str) -> Result<List<usize>, String> {
+    let mut out = Vec::new();
+    for item in v.split(',') {
+        let n = args::number(1usize, 1 << 24)(item)?;
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(List(out))
 }
 
 fn parse_threads(v: &str) -> Result<List<ThreadSpec>, String> {
@@ -197,6 +260,9 @@ pub fn scenario_table() -> &'static str {
                 threads = 2, 4, 8 x CPUs: a preempted lock holder or next waiter stalls spinners
   noisy         threads = CPUs, plus --antagonists CPU-hog processes competing for the CPUs
   sweep         threads 1, CPUs, CPUs+1, 2x, 4x, 8x (the default scenario when --threads is given)
+  tiny          threads = 1, 4, 16 x CPUs, no non-critical work: the lock changes hands all the time
+  short-lived   threads = 1, 4, 16 x CPUs, no non-critical work, a fresh set of threads every round,
+                --acquisitions each; ops/s = acquisitions over the rounds' wall time, spawn to join
 "
 }
 
@@ -205,13 +271,16 @@ pub fn workload_table() -> &'static str {
     "  counter       one hot lock over a 2-cache-line struct; the critical section makes --cs writes
   hashtable     --buckets buckets with a lock each, 90% lookups / 10% inserts, random keys
   stats         4 flow-statistics records under their own locks, half the updates to one hot flow
+  random        --nlocks locks, each on its own 128-byte line; one at random per acquisition, whose
+                critical section increments one counter
 "
 }
 
 /// `pvlock bench --help`'s text after the options.
 pub fn after_help() -> String {
     format!(
-        "Scenarios (CPUs = the CPUs this process may run on, see --cpus):\n{}\n\
+        "Suites:\n{}\n\
+         Scenarios (CPUs = the CPUs this process may run on, see --cpus):\n{}\n\
          Workloads:\n{}\n\
          Locks:\n{}\n\
          {}\n\
@@ -229,12 +298,30 @@ pub fn after_help() -> String {
          \x20 pvlock bench --threads 1,2,8x --locks pvlock,parking_lot,spin\n\
          \x20 pvlock bench --scenarios native --workload hashtable --buckets 1024 --repeats 5\n\
          \x20 pvlock bench --cpus 0 --scenarios oversub-8x    8 threads on one CPU\n\
+         \x20 pvlock bench --suite tiny --nlocks 2 --threads 2,8x\n\
          \x20 PVLOCK=ticket:futex pvlock bench --locks dyn,pvlock,std",
+        suite_table(),
         scenario_table(),
         workload_table(),
         locks::lock_table(),
         args::DURATIONS
     )
+}
+
+/// The suite table of the help texts.
+pub fn suite_table() -> String {
+    use clap::ValueEnum;
+    let mut s = String::new();
+    for v in Suite::value_variants() {
+        let scenarios = v.scenarios().join(",");
+        let workloads = v.workloads().join(",");
+        s += &format!(
+            "  {:<13} --scenarios {scenarios} --workload {workloads}\n                --locks {}\n",
+            v.name(),
+            v.locks()
+        );
+    }
+    s
 }
 
 /// The thread counts of one scenario's cells.
@@ -250,6 +337,7 @@ fn scenario_threads(sc: &str, threads: Option<&[ThreadSpec]>, cpus: usize) -> Ve
         "oversub-2x" => vec![2 * cpus],
         "oversub-4x" => vec![4 * cpus],
         "oversub-8x" => vec![8 * cpus],
+        "tiny" | "short-lived" => vec![cpus, 4 * cpus, 16 * cpus],
         _ => {
             // sweep: FlexGuard's 1..N-1, N, N+1, 2N, 4N, 8N
             let mut v: Vec<usize> = vec![1, cpus, cpus + 1, 2 * cpus, 4 * cpus, 8 * cpus];
@@ -275,13 +363,20 @@ fn progress_bar(cells: usize) -> ProgressBar {
 pub fn main(o: BenchArgs) -> Result<u8, CliError> {
     let started = Instant::now();
     let threads = o.threads.as_ref().map(|t| t.0.as_slice());
-    let scenarios: Vec<&'static str> = match (&o.scenarios, threads) {
-        (Some(s), _) => s.0.clone(),
-        (None, Some(_)) => vec!["sweep"],
-        (None, None) => DEFAULT_SCENARIOS.to_vec(),
+    let suite = o.suite.unwrap_or(Suite::Default);
+    let scenarios: Vec<&'static str> = match (&o.scenarios, o.suite, threads) {
+        (Some(s), _, _) => s.0.clone(),
+        (None, None, Some(_)) => vec!["sweep"],
+        (None, _, _) => suite.scenarios().to_vec(),
     };
-    let locks = &o.locks.0;
-    let workloads = &o.workload.0;
+    let locks = &match &o.locks {
+        Some(l) => l.0.clone(),
+        None => parse_locks(suite.locks()).map_err(usage)?.0,
+    };
+    let workloads = &match &o.workload {
+        Some(w) => w.0.clone(),
+        None => suite.workloads().to_vec(),
+    };
     if let Some(cpus) = &o.cpus {
         // Before any thread or hog exists: every later thread and child inherits the mask.
         machine::set_affinity(&cpus.0)
@@ -306,11 +401,23 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
     let machine = Machine::describe(cpu_list, clock);
     let antagonists = o.antagonists.unwrap_or(cpus);
 
-    let mut plan: Vec<(&'static str, &'static str, usize)> = Vec::new();
+    // (scenario, workload, its name in the records, locks of the random workload, threads)
+    let mut plan: Vec<(&'static str, &'static str, String, usize, usize)> = Vec::new();
     for &sc in &scenarios {
         for &wl in workloads {
-            for t in scenario_threads(sc, threads, cpus) {
-                plan.push((sc, wl, t));
+            let variants: Vec<(String, usize)> = if wl == "random" {
+                o.nlocks
+                    .0
+                    .iter()
+                    .map(|&n| (format!("random-{n}"), n))
+                    .collect()
+            } else {
+                vec![(wl.to_string(), 0)]
+            };
+            for (label, nlocks) in variants {
+                for t in scenario_threads(sc, threads, cpus) {
+                    plan.push((sc, wl, label.clone(), nlocks, t));
+                }
             }
         }
     }
@@ -319,7 +426,8 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
     let mut results: Vec<Record> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     let mut hogs: Option<Hogs> = None;
-    for &(sc, wl, threads) in &plan {
+    for (sc, wl, label, nlocks, threads) in &plan {
+        let (sc, wl, threads) = (*sc, *wl, *threads);
         if sc == "noisy" {
             if hogs.is_none() {
                 hogs = Some(Hogs::start(antagonists).map_err(CliError::runtime)?);
@@ -327,13 +435,16 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
         } else {
             hogs = None; // kills and reaps
         }
+        let no_work = matches!(sc, "uncontended" | "tiny" | "short-lived");
         let spec = CellSpec {
             workload: wl,
             cs: o.cs,
-            ncs: if sc == "uncontended" { 0 } else { o.ncs },
+            ncs: if no_work { 0 } else { o.ncs },
             buckets: o.buckets,
             threads,
             duration: o.duration,
+            nlocks: *nlocks,
+            short_lived: (sc == "short-lived").then_some(o.acquisitions),
         };
         // Repeats outside, locks inside: machine noise spreads over all locks alike. Each round
         // starts one lock further down the list, so that no lock always runs first after a change
@@ -343,14 +454,14 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
         for round in 0..o.repeats as usize {
             for k in 0..locks.len() {
                 let lock = locks[(round + k) % locks.len()];
-                progress.set_message(format!("{sc} {wl} {threads}t {lock}"));
+                progress.set_message(format!("{sc} {label} {threads}t {lock}"));
                 let out = match run::run_cell(lock, &spec) {
                     Some(r) => r.map_err(CliError::runtime)?,
                     None => return Err(usage(format!("unknown lock {lock}"))),
                 };
                 let rec = output::record(
                     sc,
-                    wl,
+                    label,
                     lock,
                     &spec,
                     cpus,
@@ -359,7 +470,7 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
                 );
                 if !rec.mutual_exclusion_ok {
                     let msg = format!(
-                        "MUTUAL EXCLUSION FAILURE: lock {lock} in {sc}/{wl} with {threads} threads: \
+                        "MUTUAL EXCLUSION FAILURE: lock {lock} in {sc}/{label} with {threads} threads: \
                          {} acquisitions counted inside the lock, {} by the threads",
                         out.counted.unwrap_or(0),
                         out.final_ops
@@ -401,6 +512,9 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
         antagonists,
         cpus: o.cpus.as_ref().map(|c| c.0.clone()),
         buckets: o.buckets,
+        suite: suite.name().to_string(),
+        nlocks: o.nlocks.0.clone(),
+        acquisitions: o.acquisitions,
         latency_sample_every: run::SAMPLE_EVERY,
         command: std::iter::once("pvlock bench".to_string())
             .chain(std::env::args().skip(2))
@@ -444,7 +558,8 @@ mod tests {
 
     #[test]
     fn default_locks_are_lock_ids() {
-        assert_eq!(parse_locks(DEFAULT_LOCKS_ARG).unwrap().0.len(), 10);
+        assert_eq!(parse_locks(DEFAULT_LOCKS_ARG).unwrap().0.len(), 11);
+        assert_eq!(parse_locks(Suite::Tiny.locks()).unwrap().0.len(), 7);
     }
 
     #[test]

@@ -90,7 +90,8 @@ fn command() -> clap::Command {
 
 fn top_help() -> String {
     format!(
-        "Scenarios (`pvlock bench --scenarios`; CPUs = CPUs this process may run on, see --cpus):\n{}\n\
+        "Suites (`pvlock bench --suite`):\n{}\n\
+         Scenarios (`pvlock bench --scenarios`; CPUs = CPUs this process may run on, see --cpus):\n{}\n\
          Workloads (`pvlock bench --workload`):\n{}\n\
          Locks (`pvlock bench --locks`):\n{}\n\
          {}\n\
@@ -100,6 +101,7 @@ fn top_help() -> String {
          \x20 pvlock bench --json run.json --plot run && pvlock report run.json\n\
          \x20 pvlock torture --duration 2s\n\n\
          `pvlock help COMMAND` or `pvlock COMMAND --help` shows a command's options.",
+        bench::suite_table(),
         bench::scenario_table(),
         bench::workload_table(),
         locks::lock_table(),
@@ -149,7 +151,13 @@ fn one_line(e: &clap::Error, cmd: &clap::Command, argv: &[OsString]) -> String {
             let why = std::error::Error::source(e).map_or_else(String::new, |s| s.to_string());
             format!("{}: {why}", opt())
         }
-        ErrorKind::InvalidValue if ctx(ContextKind::InvalidValue).is_empty() => {
+        ErrorKind::InvalidValue if !ctx(ContextKind::InvalidValue).is_empty() => format!(
+            "{}: invalid value '{}'; valid: {}",
+            opt(),
+            ctx(ContextKind::InvalidValue),
+            ctx(ContextKind::ValidValue)
+        ),
+        ErrorKind::InvalidValue => {
             let value = ctx(ContextKind::InvalidArg);
             format!("missing value: {} needs a value, e.g. {value}", opt())
         }

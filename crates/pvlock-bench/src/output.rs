@@ -22,6 +22,12 @@ pub struct Params {
     pub antagonists: usize,
     pub cpus: Option<Vec<usize>>,
     pub buckets: usize,
+    /// `--suite` (absent in files written before it existed).
+    pub suite: String,
+    /// The random workload's numbers of locks.
+    pub nlocks: Vec<usize>,
+    /// Acquisitions of each thread in the short-lived scenario.
+    pub acquisitions: u64,
     pub latency_sample_every: u64,
     pub command: String,
     pub version: String,
@@ -67,6 +73,8 @@ pub struct Record {
     pub stalled: bool,
     pub leaked: usize,
     pub mutual_exclusion_ok: bool,
+    /// Short-lived cells: the rounds of fresh threads (0 otherwise).
+    pub rounds: u64,
 }
 
 /// A whole JSON file.
@@ -155,6 +163,7 @@ pub fn record(
         stalled: out.stalled,
         leaked: out.leaked,
         mutual_exclusion_ok: out.counted.map_or(true, |c| c == out.final_ops),
+        rounds: out.rounds,
     }
 }
 
@@ -238,6 +247,10 @@ fn group_title(k: &Key, cpus: usize) -> String {
     let (sc, wl, threads, hogs) = k;
     let what = match sc.as_str() {
         "uncontended" => "one thread, no contention: the cost of lock + unlock".to_string(),
+        "tiny" => "no work between acquisitions".to_string(),
+        "short-lived" => {
+            "a fresh set of threads every round, no work between acquisitions".to_string()
+        }
         "native" => "one thread per CPU".to_string(),
         "noisy" => {
             format!("one thread per CPU, plus {hogs} CPU-hog processes competing for the CPUs")
@@ -293,7 +306,7 @@ fn best_peer<'a>(rows: &[&'a Record]) -> Option<&'a Record> {
 
 const LEGEND: &str = "\
 Columns: ops/s = lock acquisitions per second, all threads together (higher is better);
-  vs peer = ops/s relative to the fastest peer (std, parking_lot, spin, spin-ticket) in the same group,
+  vs peer = ops/s relative to the fastest peer (std, parking_lot, spin, spin-ticket, ttas) in the same group,
   round by round (each round runs every lock once, back to back), median over the rounds;
   min/max = fewest / most acquisitions of any one thread (1.00 = perfectly fair, 0 = a thread starved);
   p99 = 99th percentile time to acquire the lock (from lock() call to holding it); cpu/op = CPU time burnt per acquisition
@@ -329,7 +342,7 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
     writeln!(
         w,
         "{:.0} ms per cell, median of {} repeat(s); counter critical section = {} writes to 2 cache lines; \
-         non-critical work = random 0..{} multiply-adds (none in uncontended); \
+         non-critical work = random 0..{} multiply-adds (none in uncontended, tiny, short-lived); \
          latency sampled on 1 in {} acquisitions.",
         p.duration_ms,
         p.repeats,
@@ -473,7 +486,11 @@ pub fn summary(results: &[Record]) -> Vec<String> {
         let oversub = k.2 > rows[0].cpus;
         if oversub {
             let st = rows.iter().find(|r| r.lock == "spin-ticket");
+            // Only where it did collapse (with many locks a ticket lock is seldom contended).
             if let (Some(pv), Some(st)) = (pv, st) {
+                if pv.ops_per_sec <= 2.0 * st.ops_per_sec {
+                    continue;
+                }
                 out.push(format!(
                     "    With more threads than CPUs a plain ticket lock collapses: spin-ticket did {} ops/s, \
                      pvlock {} ops/s ({}x).",

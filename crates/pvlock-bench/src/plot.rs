@@ -4,7 +4,7 @@
 //! in the `dejavu` crate (no system fonts needed).
 //!
 //! Only cells without CPU hogs are plotted (the `noisy` scenario has the same thread count as
-//! `native` and would overlap it).
+//! `native` and would overlap it); short-lived cells get rows of their own.
 
 use crate::files;
 use crate::output::Output;
@@ -122,13 +122,22 @@ fn register_fonts() -> Result<(), String> {
     .clone()
 }
 
+/// The row a record is drawn in: its workload, short-lived cells apart.
+fn row_key(r: &crate::output::Record) -> String {
+    if r.scenario == "short-lived" {
+        format!("{}, short-lived", r.workload)
+    } else {
+        r.workload.clone()
+    }
+}
+
 fn scene(runs: &[(String, &Output)]) -> Result<Scene, String> {
     let mut workloads: Vec<String> = Vec::new();
     let mut locks: Vec<String> = Vec::new();
     for (_, d) in runs {
         for r in &d.results {
-            if r.antagonists == 0 && !workloads.contains(&r.workload) {
-                workloads.push(r.workload.clone());
+            if r.antagonists == 0 && !workloads.contains(&row_key(r)) {
+                workloads.push(row_key(r));
             }
             if !locks.contains(&r.lock) {
                 locks.push(r.lock.clone());
@@ -160,7 +169,7 @@ fn scene(runs: &[(String, &Output)]) -> Result<Scene, String> {
                 for r in d
                     .results
                     .iter()
-                    .filter(|r| r.workload == wl && &r.lock == lock && r.antagonists == 0)
+                    .filter(|r| row_key(r) == wl && &r.lock == lock && r.antagonists == 0)
                 {
                     if !pts.iter().any(|p| p.0 == r.threads as f64) {
                         pts.push((r.threads as f64, r.ops_per_sec, r.min_max));

@@ -286,7 +286,7 @@ fn help_texts_show_defaults_and_examples() {
                 "Usage: pvlock bench",
                 "[default: 400ms]",
                 "[default: 3]",
-                "[default: counter]",
+                "[default: default;",
                 "Durations (TIME)",
                 "bare number",
                 "Examples:",
@@ -497,5 +497,97 @@ fn output_to_a_directory_is_refused_before_the_run() {
             &["--json", "is a directory"],
         );
     }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn tiny_suite_runs_random_locks_and_short_lived_threads() {
+    let d = tmpdir("tiny");
+    let json = d.join("tiny.json");
+    let out = pvlock(&[
+        "bench",
+        "--suite",
+        "tiny",
+        "--duration",
+        "20ms",
+        "--repeats",
+        "1",
+        "--nlocks",
+        "2,64",
+        "--threads",
+        "2",
+        "--acquisitions",
+        "1000",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("short-lived [random-64]: 2 threads"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["params"]["suite"], "tiny");
+    assert_eq!(v["params"]["acquisitions"], 1000);
+    let results = v["results"].as_array().unwrap();
+    let locks = [
+        "pvlock",
+        "queued-spin",
+        "std",
+        "parking_lot",
+        "spin",
+        "spin-ticket",
+        "ttas",
+    ];
+    assert_eq!(
+        results.len(),
+        2 * 2 * locks.len(),
+        "scenarios x nlocks x locks"
+    );
+    for r in results {
+        assert!(locks.contains(&r["lock"].as_str().unwrap()), "{r}");
+        assert!(["random-2", "random-64"].contains(&r["workload"].as_str().unwrap()));
+        assert_eq!(r["mutual_exclusion_ok"], true, "{r}");
+        assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
+        let rounds = r["rounds"].as_u64().unwrap();
+        if r["scenario"] == "short-lived" {
+            // Every round but a last one cut by the deadline does 2 x 1000 acquisitions.
+            assert!(rounds >= 1, "{r}");
+            assert!(r["ops"].as_u64().unwrap() <= rounds * 2000, "{r}");
+        } else {
+            assert_eq!(r["scenario"], "tiny");
+            assert_eq!(rounds, 0, "{r}");
+        }
+    }
+    // Options given explicitly win over the suite's.
+    let out = pvlock(&[
+        "bench",
+        "--suite",
+        "tiny",
+        "--duration",
+        "5ms",
+        "--repeats",
+        "1",
+        "--nlocks",
+        "2",
+        "--threads",
+        "2",
+        "--locks",
+        "pvlock,ttas",
+        "--scenarios",
+        "tiny",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("tiny [random-2]: 2 threads"), "{stdout}");
+    assert!(!stdout.contains("short-lived ["), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("  spin ")),
+        "{stdout}"
+    );
+    bad(&["bench", "--suite", "huge"], &["--suite", "huge", "tiny"]);
+    bad(&["bench", "--nlocks", "2,0"], &["--nlocks"]);
     let _ = std::fs::remove_dir_all(&d);
 }
