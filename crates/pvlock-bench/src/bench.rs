@@ -499,6 +499,7 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
     }
     drop(hogs);
     progress.finish_and_clear();
+    output::set_ratios(&mut results);
 
     let params = Params {
         threads: threads.map(|t| t.iter().map(|s| s.label()).collect()),

@@ -75,6 +75,12 @@ pub struct Record {
     pub mutual_exclusion_ok: bool,
     /// Short-lived cells: the rounds of fresh threads (0 otherwise).
     pub rounds: u64,
+    /// Throughput relative to the fastest peer of the group: the median over the rounds of the
+    /// per-round ratios, as printed in the tables (absent without a peer, or in older files).
+    pub vs_best_peer: Option<f64>,
+    /// The smallest and largest of those per-round ratios.
+    pub vs_best_peer_min: Option<f64>,
+    pub vs_best_peer_max: Option<f64>,
 }
 
 /// A whole JSON file.
@@ -164,6 +170,9 @@ pub fn record(
         leaked: out.leaked,
         mutual_exclusion_ok: out.counted.map_or(true, |c| c == out.final_ops),
         rounds: out.rounds,
+        vs_best_peer: None,
+        vs_best_peer_min: None,
+        vs_best_peer_max: None,
     }
 }
 
@@ -271,11 +280,31 @@ fn group_title(k: &Key, cpus: usize) -> String {
     s
 }
 
-/// Throughput of `r` relative to the fastest peer of its group: the median over rounds of
-/// `r / fastest peer of that round` when every row has the same rounds (this machine's speed can
-/// change by 2x within a minute, and a round runs all locks back to back), else the ratio of the
-/// medians (older files, or a lock that is its own best peer).
-pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<f64> {
+/// A throughput relative to the fastest peer: the median and the spread over the rounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Ratio {
+    /// `0.95x`
+    pub fn show(&self) -> String {
+        format!("{:.2}x", self.median)
+    }
+    /// `0.90-1.02`
+    pub fn spread(&self) -> String {
+        format!("{:.2}-{:.2}", self.min, self.max)
+    }
+}
+
+/// Throughput of `r` relative to the fastest peer of its group: per round, `r / fastest peer of
+/// that round`, when every row has the same rounds (this machine's speed can change by 2x within
+/// a minute, and a round runs all locks back to back); the median of those ratios and their
+/// min-max. Else the ratio of the medians (older files, or a lock that is its own best peer),
+/// with no spread.
+pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<Ratio> {
     let peers: Vec<&Record> = rows.iter().copied().filter(|p| is_peer(&p.lock)).collect();
     let n = r.round_ops_per_sec.len();
     if n > 0 && !peers.is_empty() && peers.iter().all(|p| p.round_ops_per_sec.len() == n) {
@@ -290,11 +319,41 @@ pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<f64> {
             .collect();
         if !ratios.is_empty() {
             ratios.sort_by(f64::total_cmp);
-            return Some(ratios[ratios.len() / 2]);
+            return Some(Ratio {
+                median: ratios[ratios.len() / 2],
+                min: ratios[0],
+                max: ratios[ratios.len() - 1],
+            });
         }
     }
     let b = best_peer(rows)?;
-    (b.ops_per_sec > 0.0).then(|| r.ops_per_sec / b.ops_per_sec)
+    (b.ops_per_sec > 0.0).then(|| {
+        let x = r.ops_per_sec / b.ops_per_sec;
+        Ratio {
+            median: x,
+            min: x,
+            max: x,
+        }
+    })
+}
+
+/// Fills in every record's `vs_best_peer*` fields from its group.
+pub fn set_ratios(results: &mut [Record]) {
+    let ratios: Vec<Option<Ratio>> = {
+        let gs = groups(results);
+        results
+            .iter()
+            .map(|r| {
+                let rows = &gs.iter().find(|g| g.0 == key(r))?.1;
+                ratio_to_best_peer(r, rows)
+            })
+            .collect()
+    };
+    for (r, x) in results.iter_mut().zip(ratios) {
+        r.vs_best_peer = x.map(|x| x.median);
+        r.vs_best_peer_min = x.map(|x| x.min);
+        r.vs_best_peer_max = x.map(|x| x.max);
+    }
 }
 
 fn best_peer<'a>(rows: &[&'a Record]) -> Option<&'a Record> {
@@ -308,6 +367,7 @@ const LEGEND: &str = "\
 Columns: ops/s = lock acquisitions per second, all threads together (higher is better);
   vs peer = ops/s relative to the fastest peer (std, parking_lot, spin, spin-ticket, ttas) in the same group,
   round by round (each round runs every lock once, back to back), median over the rounds;
+  (rounds) = the smallest and largest of those per-round ratios: differences inside it are noise;
   min/max = fewest / most acquisitions of any one thread (1.00 = perfectly fair, 0 = a thread starved);
   p99 = 99th percentile time to acquire the lock (from lock() call to holding it); cpu/op = CPU time burnt per acquisition
   (spinning shows up here); ctx/1k ops = context switches per 1000 acquisitions (blocking and
@@ -365,14 +425,14 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
         writeln!(w, "{}", group_title(&k, rows[0].cpus))?;
         writeln!(
             w,
-            "  {:<14} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10}",
-            "lock", "ops/s", "vs peer", "min/max", "p99", "cpu/op", "ctx/1k ops"
+            "  {:<14} {:>9} {:>8} {:>10} {:>8} {:>9} {:>9} {:>10}",
+            "lock", "ops/s", "vs peer", "(rounds)", "min/max", "p99", "cpu/op", "ctx/1k ops"
         )?;
         let bp = best_peer(&rows);
         for r in &rows {
-            let ratio = match ratio_to_best_peer(r, &rows) {
-                Some(x) => format!("{x:.2}x"),
-                None => "-".into(),
+            let (ratio, spread) = match ratio_to_best_peer(r, &rows) {
+                Some(x) => (x.show(), x.spread()),
+                None => ("-".into(), String::new()),
             };
             let mut flags = String::new();
             if bp.is_some_and(|b| std::ptr::eq(b, *r)) {
@@ -386,10 +446,11 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
             }
             writeln!(
                 w,
-                "  {:<14} {:>9} {:>8} {:>8.2} {:>9} {:>9} {:>10.1}{}",
+                "  {:<14} {:>9} {:>8} {:>10} {:>8.2} {:>9} {:>9} {:>10.1}{}",
                 r.lock,
                 si(r.ops_per_sec),
                 ratio,
+                spread,
                 r.min_max,
                 dur_ns(r.p99_ns as f64),
                 dur_ns(r.cpu_ns_per_op),
@@ -470,10 +531,15 @@ pub fn summary(results: &[Record]) -> Vec<String> {
             (pv, bp, pv.and_then(|pv| ratio_to_best_peer(pv, rows)))
         {
             line += &format!(
-                "; pvlock::Mutex is {:.2}x the best peer {} ({}{})",
-                ratio,
+                "; pvlock::Mutex is {} the best peer {} ({}, rounds {}{})",
+                ratio.show(),
                 bp.lock,
-                if ratio >= 1.0 { "faster" } else { "slower" },
+                if ratio.median >= 1.0 {
+                    "faster"
+                } else {
+                    "slower"
+                },
+                ratio.spread(),
                 if (pv.min_max - bp.min_max).abs() > 0.1 {
                     format!(", fairness {:.2} vs {:.2}", pv.min_max, bp.min_max)
                 } else {
@@ -546,9 +612,14 @@ mod tests {
         let rows = [&pv, &std, &pl];
         // Per round: 10/11.5, 4/6, 9/10 -> median 10/11.5 (the medians alone would give 9/10).
         let r = ratio_to_best_peer(&pv, &rows).unwrap();
-        assert!((r - 10.0 / 11.5).abs() < 1e-12, "{r}");
+        assert!((r.median - 10.0 / 11.5).abs() < 1e-12, "{r:?}");
+        assert!((r.min - 4.0 / 6.0).abs() < 1e-12, "{r:?}");
+        assert!((r.max - 9.0 / 10.0).abs() < 1e-12, "{r:?}");
+        assert_eq!(r.spread(), "0.67-0.90");
         // A peer is compared with the best peer of each round, itself included.
-        assert_eq!(ratio_to_best_peer(&pl, &rows), Some(1.0));
+        let pl = ratio_to_best_peer(&pl, &rows).unwrap();
+        assert_eq!((pl.median, pl.max), (1.0, 1.0));
+        assert!((pl.min - 9.5 / 10.0).abs() < 1e-12, "{pl:?}");
     }
 
     #[test]
@@ -586,7 +657,8 @@ mod tests {
         pv.ops_per_sec = 8.0;
         let mut std = rec("std", &[]);
         std.ops_per_sec = 10.0;
-        assert_eq!(ratio_to_best_peer(&pv, &[&pv, &std]), Some(0.8));
+        let r = ratio_to_best_peer(&pv, &[&pv, &std]).unwrap();
+        assert_eq!((r.median, r.min, r.max), (0.8, 0.8, 0.8));
         // No peer in the group: no ratio.
         assert_eq!(ratio_to_best_peer(&pv, &[&pv]), None);
     }

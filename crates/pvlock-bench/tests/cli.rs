@@ -551,6 +551,10 @@ fn tiny_suite_runs_random_locks_and_short_lived_threads() {
         assert!(["random-2", "random-64"].contains(&r["workload"].as_str().unwrap()));
         assert_eq!(r["mutual_exclusion_ok"], true, "{r}");
         assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
+        // The ratio to the best peer, with its spread over the rounds (one round here).
+        let x = |f: &str| r[f].as_f64().unwrap_or_else(|| panic!("{f} missing: {r}"));
+        assert!(x("vs_best_peer_min") <= x("vs_best_peer"), "{r}");
+        assert!(x("vs_best_peer") <= x("vs_best_peer_max"), "{r}");
         let rounds = r["rounds"].as_u64().unwrap();
         if r["scenario"] == "short-lived" {
             // Every round but a last one cut by the deadline does 2 x 1000 acquisitions.
