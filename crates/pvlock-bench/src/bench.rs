@@ -104,11 +104,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value = "100", value_parser = args::number(0u64, 100_000_000), allow_hyphen_values = true)]
     pub ncs: u64,
     /// Time per cell (one lock in one scenario, workload and thread count), from 1ms to 10m.
-    #[arg(long, value_name = "TIME", default_value = "400ms", value_parser = args::duration(Duration::from_millis(1), Duration::from_secs(600)), allow_hyphen_values = true)]
+    #[arg(long, value_name = "TIME", default_value = "200ms", value_parser = args::duration(Duration::from_millis(1), Duration::from_secs(600)), allow_hyphen_values = true)]
     pub duration: Duration,
     /// Rounds: each round runs every lock once, back to back; the round with the median
-    /// throughput is reported, with the spread over the rounds.
-    #[arg(long, value_name = "N", default_value = "3", value_parser = args::number(1u32, 100), allow_hyphen_values = true)]
+    /// throughput is reported, with the spread over the rounds. Many short rounds beat few long
+    /// ones on a machine whose speed drifts: a round's locks then share one phase of it.
+    #[arg(long, value_name = "N", default_value = "6", value_parser = args::number(1u32, 100), allow_hyphen_values = true)]
     pub repeats: u32,
     /// What to run when --scenarios, --workload or --locks are not given (see Suites below)
     /// [default: default; with --threads and no --suite: the sweep scenario]

@@ -111,6 +111,13 @@ fn lock_gate(ctl: &Ctl) -> std::sync::MutexGuard<'_, Gate> {
 /// The measured loop of one thread: up to `quota` acquisitions, each after a random amount of
 /// non-critical work, until `stop`; returns the acquisitions made. Progress goes to `count`,
 /// sampled latencies to `h`.
+///
+/// Never inlined: each lock and workload gets a loop of its own under a symbol of its own
+/// (`acquire_loop::<Counter<PvMutex>>` in a profile). Its code placement measured as noise: two
+/// copies of the same lock's loop (pvlock and queued-auto) at different addresses differed by
+/// 0.91-1.06x in per-run medians, with or without this attribute and `-align-loops=64`, while
+/// consecutive 200 ms cells of one lock varied 1.5x with the machine's speed.
+#[inline(never)]
 fn acquire_loop<W: Work>(
     w: &W,
     rng: &mut Rng,

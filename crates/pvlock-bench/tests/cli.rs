@@ -284,8 +284,8 @@ fn help_texts_show_defaults_and_examples() {
             &["bench", "--help"],
             &[
                 "Usage: pvlock bench",
-                "[default: 400ms]",
-                "[default: 3]",
+                "[default: 200ms]",
+                "[default: 6]",
                 "[default: default;",
                 "Durations (TIME)",
                 "bare number",
