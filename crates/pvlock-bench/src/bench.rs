@@ -31,7 +31,7 @@ pub enum Suite {
     /// (about one minute)
     Default,
     /// Spin locks' home ground: the tiny and short-lived scenarios with the random workload (2,
-    /// 64, 1000 and 1000000 locks) for pvlock, queued-spin and the peers (about 3.5 minutes)
+    /// 64, 1000 and 1000000 locks) for pvlock, queued-spin and the peers (about 4 minutes)
     Tiny,
 }
 
