@@ -110,14 +110,13 @@ fn png(scene: &Scene, h: u32) -> Result<Vec<u8>, String> {
 }
 
 /// Gives plotters its font: the bitmap's text is drawn with it, and both backends measure text
-/// with it for the layout (the SVG itself names the family only).
+/// with it for the layout (the SVG itself names the family only). One face only, regular: each
+/// embedded face adds ~0.7 MB to the binary, which vmlab unpacks into guest memory.
 fn register_fonts() -> Result<(), String> {
     static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
-        let bad = |_| "plot: the embedded DejaVu font does not load".to_string();
         plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-            .map_err(bad)?;
-        plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).map_err(bad)
+            .map_err(|_| "plot: the embedded DejaVu font does not load".to_string())
     })
     .clone()
 }
@@ -207,7 +206,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scene: &Scene) -> Dra
     let (title, body) = root.split_vertically(TITLE_H);
     title.draw_text(
         &scene.title,
-        &TextStyle::from((FONT, 20).into_font().style(FontStyle::Bold)).pos(text_anchor::Pos::new(
+        &TextStyle::from((FONT, 20).into_font()).pos(text_anchor::Pos::new(
             text_anchor::HPos::Center,
             text_anchor::VPos::Center,
         )),
@@ -286,7 +285,7 @@ fn throughput_panel<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!("Throughput [{wl}] (log scale)"),
-            (FONT, 18).into_font().style(FontStyle::Bold),
+            (FONT, 18).into_font(),
         )
         .margin(10)
         .x_label_area_size(50)
@@ -322,10 +321,7 @@ fn fairness_panel<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     let (ticks, xr) = x_axis(series);
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!("Fairness [{wl}]"),
-            (FONT, 18).into_font().style(FontStyle::Bold),
-        )
+        .caption(format!("Fairness [{wl}]"), (FONT, 18).into_font())
         .margin(10)
         .x_label_area_size(50)
         .y_label_area_size(80)
