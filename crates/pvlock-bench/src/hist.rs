@@ -1,4 +1,4 @@
-//! A cheap clock for acquire latencies and a log-linear latency histogram.
+//! A cheap clock for acquire latencies, and the latency histogram.
 //!
 //! Clock: on x86-64 with an invariant TSC (`constant_tsc` and `nonstop_tsc` in /proc/cpuinfo) the
 //! time-stamp counter (`RDTSC`, ~10-40 cycles even in a KVM guest), converted to ns by a factor
@@ -6,9 +6,6 @@
 //!
 //! The minimum cost of two back-to-back clock reads is measured at start-up and subtracted from
 //! every sample, so an uncontended acquisition shows its own cost.
-//!
-//! Histogram: values in ns, 16 sub-buckets per power of two (each bucket within ~6% of its
-//! values), exact minimum and maximum; merging is bucket-wise addition.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -108,89 +105,73 @@ pub fn ticks_to_ns(d: u64) -> u64 {
     }
 }
 
-const SUB: usize = 16;
-const SUB_BITS: u32 = 4;
-const BUCKETS: usize = (64 - SUB_BITS as usize + 1) * SUB;
+/// Acquire latencies in ns: an HDR histogram with 2 significant digits (each value within 1%)
+/// from 1 ns to one hour; longer values are counted as one hour.
+pub type Histogram = hdrhistogram::Histogram<u64>;
 
-/// Log-linear histogram of ns values.
-#[derive(Clone)]
-pub struct Histogram {
-    counts: Box<[u64]>,
-    total: u64,
-    max: u64,
+/// The longest latency told apart: one hour.
+const MAX_NS: u64 = 3_600_000_000_000;
+const SIGFIG: u8 = 2;
+
+/// An empty latency histogram.
+pub fn histogram() -> Histogram {
+    // 1 <= 1 ns, 2 * 1 <= one hour and 2 significant digits are valid bounds: cannot fail.
+    Histogram::new_with_bounds(1, MAX_NS, SIGFIG).expect("constant, valid histogram bounds")
 }
 
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: vec![0; BUCKETS].into_boxed_slice(),
-            total: 0,
-            max: 0,
-        }
-    }
-}
+// The bucket layout of `Histogram` with a lowest value of 1 and 2 significant digits: 2^8 = 256
+// sub-buckets (the smallest power of two >= 2 * 10^2), of which each power of two above the
+// first bucket uses the upper half (128).
+const SUB_MAGNITUDE: u32 = 8;
+const HALF_MAGNITUDE: u32 = SUB_MAGNITUDE - 1;
+const SUB_MASK: u64 = (1 << SUB_MAGNITUDE) - 1;
 
 fn index(v: u64) -> usize {
-    if v < SUB as u64 {
-        return v as usize;
-    }
-    let msb = 63 - v.leading_zeros(); // >= SUB_BITS
-    let shift = msb - SUB_BITS;
-    let sub = (v >> shift) as usize & (SUB - 1);
-    ((shift as usize + 1) * SUB) + sub
+    let bucket = (64 - SUB_MAGNITUDE) - (v | SUB_MASK).leading_zeros();
+    let sub = (v >> bucket) as usize;
+    ((bucket as usize + 1) << HALF_MAGNITUDE) + sub - (1 << HALF_MAGNITUDE)
 }
 
-/// Smallest value of bucket `i`, and the bucket width.
-fn bounds(i: usize) -> (u64, u64) {
-    if i < SUB {
-        return (i as u64, 1);
+/// The smallest value counted at `index`.
+fn lowest(index: usize) -> u64 {
+    let half = 1usize << HALF_MAGNITUDE;
+    if index < half {
+        return index as u64;
     }
-    let shift = (i / SUB - 1) as u32;
-    let sub = (i % SUB) as u64;
-    (((SUB as u64) | sub) << shift, 1u64 << shift)
+    let bucket = (index >> HALF_MAGNITUDE) - 1;
+    let sub = (index & (half - 1)) + half;
+    (sub as u64) << bucket
 }
 
-impl Histogram {
+/// One thread's acquire latencies while it measures: the bucket counts of a [`Histogram`] alone,
+/// without its bookkeeping (total, minimum, maximum, overflow checks), which makes recording
+/// 1.5-3x dearer (on an Intel Xeon VM: 3.5-7.7 ns per value against 2.3-2.5 ns here). Its
+/// [`Recorder::add_to`] gives exactly the histogram that recording the same values into a
+/// [`Histogram`] gives.
+pub struct Recorder {
+    counts: Box<[u64]>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            counts: vec![0; index(MAX_NS) + 1].into_boxed_slice(),
+        }
+    }
+}
+
+impl Recorder {
+    /// Counts `ns` (values beyond one hour as one hour).
     #[inline]
-    pub fn record(&mut self, v: u64) {
-        self.counts[index(v)] += 1;
-        self.total += 1;
-        if v > self.max {
-            self.max = v;
-        }
+    pub fn record(&mut self, ns: u64) {
+        self.counts[index(ns.min(MAX_NS))] += 1;
     }
 
-    pub fn merge(&mut self, o: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
-            *a += b;
+    /// Adds these counts to `h`, a [`histogram`].
+    pub fn add_to(&self, h: &mut Histogram) {
+        for (i, &n) in self.counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+            h.saturating_record_n(lowest(i), n);
         }
-        self.total += o.total;
-        self.max = self.max.max(o.max);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.total
-    }
-
-    pub fn max(&self) -> u64 {
-        self.max
-    }
-
-    /// The value at quantile `q` (0..=1): the middle of its bucket, capped at the maximum.
-    pub fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
-            return 0;
-        }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                let (lo, w) = bounds(i);
-                return (lo + w / 2).min(self.max);
-            }
-        }
-        self.max
     }
 }
 
@@ -199,25 +180,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_cover_values_within_precision() {
-        for v in [0u64, 1, 15, 16, 17, 100, 1000, 123_456, 1 << 40, u64::MAX] {
-            let (lo, w) = bounds(index(v));
-            assert!(lo <= v && v - lo < w.max(1), "v={v} lo={lo} w={w}");
-            assert!(w as f64 <= (v as f64 / 16.0).max(1.0), "v={v} w={w}");
+    fn quantiles_within_one_percent() {
+        let mut h = histogram();
+        for v in 1..=1000u64 {
+            h.saturating_record(v);
         }
+        h.saturating_record(u64::MAX); // counted as one hour, not lost
+        assert_eq!(h.len(), 1001);
+        let p50 = h.value_at_quantile(0.5);
+        assert!((495..=506).contains(&p50), "{p50}");
+        let p99 = h.value_at_quantile(0.99);
+        assert!((985..=1000).contains(&p99), "{p99}");
+        assert!(h.max().abs_diff(MAX_NS) < MAX_NS / 100, "{}", h.max());
     }
 
     #[test]
-    fn quantiles() {
-        let mut h = Histogram::default();
-        for v in 1..=1000u64 {
-            h.record(v);
+    fn recorder_gives_the_same_histogram() {
+        let mut direct = histogram();
+        let mut local = Recorder::default();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut values: Vec<u64> = vec![0, 1, 127, 128, 255, 256, 257, 1000, MAX_NS, u64::MAX];
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x >> (x % 64));
         }
-        let p50 = h.quantile(0.5);
-        assert!((470..=530).contains(&p50), "{p50}");
-        let p99 = h.quantile(0.99);
-        assert!((950..=1000).contains(&p99), "{p99}");
-        assert_eq!(h.quantile(1.0), 1000);
-        assert_eq!(h.max(), 1000);
+        for &v in &values {
+            direct.saturating_record(v.min(MAX_NS));
+            local.record(v);
+        }
+        let mut converted = histogram();
+        local.add_to(&mut converted);
+        assert_eq!(converted, direct);
+        for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(converted.value_at_quantile(q), direct.value_at_quantile(q));
+        }
+        assert_eq!(converted.max(), direct.max());
+        assert_eq!(converted.len(), values.len() as u64);
     }
 }

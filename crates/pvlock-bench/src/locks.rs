@@ -1,6 +1,8 @@
 //! The locks under test, behind one small trait so pvlock's locks and the peers run the exact same
 //! workload code, monomorphised per lock (no dynamic dispatch in the measured loop).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// A mutex protecting a `T`, as the benchmark uses it.
 pub trait BenchLock<T>: Send + Sync {
     /// A new unlocked mutex around `t`.
@@ -58,6 +60,65 @@ impl<T: Send> BenchLock<T> for spin::mutex::TicketMutex<T> {
     }
 }
 
+/// `ttas`: a test-and-test-and-set spin lock with exponential backoff (the `BackoffLock` of
+/// Herlihy and Shavit, *The Art of Multiprocessor Programming*, 7.4), written here as a plain
+/// reference peer: waiters read the lock word until it looks free, then try to swap it; a waiter
+/// that loses the race spins 2x longer (up to [`Ttas::MAX_DELAY`] pauses) before it looks again.
+pub struct Ttas {
+    locked: AtomicBool,
+}
+
+impl Ttas {
+    const MIN_DELAY: u32 = 4;
+    const MAX_DELAY: u32 = 1024;
+}
+
+// SAFETY: `lock` returns only after swapping `locked` from false to true, and only `unlock` (by
+// the holder) stores false: at most one holder at a time.
+unsafe impl lock_api::RawMutex for Ttas {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Ttas = Ttas {
+        locked: AtomicBool::new(false),
+    };
+    type GuardMarker = lock_api::GuardSend;
+
+    #[inline]
+    fn lock(&self) {
+        let mut delay = Self::MIN_DELAY;
+        loop {
+            // Relaxed: only a hint that the swap may succeed; the swap below synchronises.
+            while self.locked.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+            // Acquire: pairs with the holder's Release in `unlock`.
+            if !self.locked.swap(true, Ordering::Acquire) {
+                return;
+            }
+            for _ in 0..delay {
+                std::hint::spin_loop();
+            }
+            delay = (delay * 2).min(Self::MAX_DELAY);
+        }
+    }
+
+    #[inline]
+    fn try_lock(&self) -> bool {
+        // Relaxed load: see `lock`; Acquire swap: pairs with `unlock`.
+        !self.locked.load(Ordering::Relaxed) && !self.locked.swap(true, Ordering::Acquire)
+    }
+
+    #[inline]
+    unsafe fn unlock(&self) {
+        // Release: the critical section's writes become visible to the next holder.
+        self.locked.store(false, Ordering::Release);
+    }
+
+    #[inline]
+    fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+}
+
 macro_rules! family {
     ($name:ident, $pv:expr, $ty:ty) => {
         pub struct $name;
@@ -92,6 +153,7 @@ pub mod fam {
     family!(ParkingLot, false, parking_lot::Mutex<T>);
     family!(SpinTas, false, spin::mutex::SpinMutex<T>);
     family!(SpinTicket, false, spin::mutex::TicketMutex<T>);
+    family!(Ttas, false, lock_api::Mutex<super::Ttas, T>);
 }
 
 /// Every lock id, in table order, with a one-line description.
@@ -150,25 +212,23 @@ pub const LOCKS: &[(&str, &str)] = &[
         "spin-ticket",
         "peer: spin::mutex::TicketMutex 0.10 (FIFO ticket lock)",
     ),
+    (
+        "ttas",
+        "peer: test-and-test-and-set with exponential backoff (a reference lock of this bench)",
+    ),
 ];
 
-/// The default lock set (fits the one-minute default run).
-pub const DEFAULT_LOCKS: &[&str] = &[
-    "pvlock",
-    "queued-spin",
-    "queued-futex",
-    "ticket-spin",
-    "ticket-futex",
-    "byte-futex",
-    "std",
-    "parking_lot",
-    "spin",
-    "spin-ticket",
-];
+/// The lock table of the help texts.
+pub fn lock_table() -> String {
+    LOCKS
+        .iter()
+        .map(|(id, what)| format!("  {id:<13} {what}\n"))
+        .collect()
+}
 
 /// Whether `id` is a peer (not one of pvlock's locks).
 pub fn is_peer(id: &str) -> bool {
-    matches!(id, "std" | "parking_lot" | "spin" | "spin-ticket")
+    matches!(id, "std" | "parking_lot" | "spin" | "spin-ticket" | "ttas")
 }
 
 /// Calls `$f::<Family>($args)` for the family named `$id` (a `&str` from [`LOCKS`]).
@@ -194,8 +254,37 @@ macro_rules! with_family {
             "parking_lot" => Some($f::<ParkingLot>($($args),*)),
             "spin" => Some($f::<SpinTas>($($args),*)),
             "spin-ticket" => Some($f::<SpinTicket>($($args),*)),
+            "ttas" => Some($f::<Ttas>($($args),*)),
             _ => None,
         }
     }};
 }
 pub(crate) use with_family;
+
+#[cfg(test)]
+mod tests {
+    use lock_api::RawMutex;
+
+    #[test]
+    fn ttas_excludes() {
+        let m = lock_api::Mutex::<super::Ttas, u64>::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..20_000 {
+                        let mut g = m.lock();
+                        // A separate read and write: a second holder would lose updates.
+                        let v = std::hint::black_box(*g);
+                        *g = v + 1;
+                    }
+                });
+            }
+        });
+        assert_eq!(*m.lock(), 80_000);
+        let raw = super::Ttas::INIT;
+        assert!(raw.try_lock() && !raw.try_lock() && raw.is_locked());
+        // SAFETY: locked by the successful try_lock above.
+        unsafe { raw.unlock() };
+        assert!(!raw.is_locked());
+    }
+}

@@ -1,4 +1,5 @@
-//! Facts about the machine: CPU affinity, model, kernel, hypervisor, date; resource usage.
+//! Facts about the machine: CPU affinity (the one helper for it), model, kernel, hypervisor,
+//! date; resource usage.
 
 use serde::{Deserialize, Serialize};
 
@@ -72,26 +73,7 @@ impl Machine {
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// The CPUs this thread may run on.
@@ -109,12 +91,14 @@ pub fn affinity() -> Vec<usize> {
     }
 }
 
-/// Restricts the calling thread (and every thread and process it creates later) to `cpus`.
-pub fn set_affinity(cpus: &[usize]) -> Result<(), String> {
-    // SAFETY: as above; CPU_SET is given ids < CPU_SETSIZE (checked by the caller's parser).
+/// Restricts the calling thread (and every thread and process it creates later) to `cpus`; ids
+/// at or beyond `CPU_SETSIZE` are left out.
+pub fn set_affinity(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET is given ids < CPU_SETSIZE only;
+    // sched_setaffinity reads at most the size passed.
     let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
+        for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
             libc::CPU_SET(c, &mut set);
         }
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
@@ -122,10 +106,7 @@ pub fn set_affinity(cpus: &[usize]) -> Result<(), String> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "--cpus: sched_setaffinity failed: {}",
-            std::io::Error::last_os_error()
-        ))
+        Err(std::io::Error::last_os_error())
     }
 }
 

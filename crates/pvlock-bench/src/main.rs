@@ -1,18 +1,27 @@
 //! `pvlock`: the pvlock command-line tool.
 //!
 //! * `pvlock bench`: the benchmark matrix of pvlock's locks against std, parking_lot and spin
-//!   under scenarios without and with oversubscription (see `pvlock help`).
+//!   under scenarios without and with oversubscription.
 //! * `pvlock report FILE.json...`: re-render tables and plots from `bench --json` files.
 //! * `pvlock torture`: the locktorture-style stress test.
+//!
+//! Every bad input ends with one line on stderr and exit code 2; a failure at run time with exit
+//! code 1.
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
 use std::process::ExitCode;
 
+mod args;
 mod bench;
+mod files;
 mod hist;
 mod locks;
 mod machine;
 mod output;
 mod plot;
+mod report;
 mod run;
 mod torture;
 mod workload;
@@ -39,77 +48,166 @@ impl CliError {
     }
 }
 
-fn help() -> String {
-    let mut s = String::from(
-        "pvlock: spinlocks that stay fast when CPUs are overcommitted, and the tools to show it.
+/// pvlock: spinlocks that stay fast when CPUs are overcommitted, and the tools to show it.
+#[derive(Parser)]
+#[command(name = "pvlock", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
 
-Usage:
-  pvlock bench [OPTIONS]        run the benchmark matrix (about one minute with no options)
-  pvlock report FILE.json... [--plot PATH]
-                                re-print tables (several files side by side) and plots from --json files
-  pvlock torture [OPTIONS]      locktorture-style stress test of every pvlock lock (see pvlock torture --help)
-  pvlock help                   this text
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the benchmark matrix: pvlock's locks against std, parking_lot and spin.
+    ///
+    /// Measures throughput, fairness, acquire latency and CPU cost of each lock (--locks) in each
+    /// scenario (--scenarios), workload (--workload) and thread count, peers and pvlock's locks
+    /// in the same rounds. With no options: about one minute.
+    Bench(bench::BenchArgs),
+    /// Re-print the tables and plots of `pvlock bench --json` files.
+    ///
+    /// One file: its tables and summary as `pvlock bench` printed them. Several: side by side.
+    Report(report::ReportArgs),
+    /// Stress-test every pvlock lock, in the manner of the kernel's locktorture.
+    ///
+    /// Per lock, --writers threads take and release one shared lock for --duration and check
+    /// mutual exclusion on every acquisition (an owner field, is_locked(), a counter that loses
+    /// updates when two writers get in); holds are mostly short, sometimes milliseconds long,
+    /// sometimes asleep; writers move between CPUs. A watchdog fails the run when no acquisition
+    /// completes for --watchdog.
+    Torture(torture::TortureArgs),
+    /// A CPU hog for the `noisy` scenario (started by `pvlock bench`)
+    #[command(hide = true)]
+    Hog { parent: Option<String> },
+}
 
-Scenarios (CPUs = CPUs this process may run on, see --cpus):
-  uncontended   1 thread, no non-critical work: the cost of lock + unlock
-  native        threads = CPUs
-  oversub-2x, oversub-4x, oversub-8x
-                threads = 2, 4, 8 x CPUs: a preempted lock holder or next waiter stalls spinners
-  noisy         threads = CPUs, plus --antagonists CPU-hog processes competing for the CPUs
-  sweep         threads 1, CPUs, CPUs+1, 2x, 4x, 8x (the default scenario when --threads is given)
+fn command() -> clap::Command {
+    Cli::command()
+        .after_help(top_help())
+        .mut_subcommand("bench", |c| c.after_help(bench::after_help()))
+        .mut_subcommand("torture", |c| c.after_help(torture::after_help()))
+}
 
-Workloads:
-  counter       one hot lock over a 2-cache-line struct; the critical section makes --cs writes
-  hashtable     --buckets buckets with a lock each, 90% lookups / 10% inserts, random keys
-  stats         4 flow-statistics records under their own locks, half the updates to one hot flow
+fn top_help() -> String {
+    format!(
+        "Suites (`pvlock bench --suite`):\n{}\n\
+         Scenarios (`pvlock bench --scenarios`; CPUs = CPUs this process may run on, see --cpus):\n{}\n\
+         Workloads (`pvlock bench --workload`):\n{}\n\
+         Locks (`pvlock bench --locks`):\n{}\n\
+         {}\n\
+         Examples:\n\
+         \x20 pvlock bench                                  the default matrix, about one minute\n\
+         \x20 pvlock bench --threads 1,2,8x --locks pvlock,std,spin\n\
+         \x20 pvlock bench --json run.json --plot run && pvlock report run.json\n\
+         \x20 pvlock torture --duration 2s\n\n\
+         `pvlock help COMMAND` or `pvlock COMMAND --help` shows a command's options.",
+        bench::suite_table(),
+        bench::scenario_table(),
+        bench::workload_table(),
+        locks::lock_table(),
+        args::DURATIONS
+    )
+}
 
-Bench options:
-",
-    );
-    for (name, text) in bench::OPTIONS {
-        s += &format!("  {name} {text}\n");
+/// Renders a clap error as one line (clap's own errors span several lines).
+fn one_line(e: &clap::Error, cmd: &clap::Command, argv: &[OsString]) -> String {
+    let ctx = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::String(s)) => s.clone(),
+        Some(ContextValue::Strings(v)) => v.join(", "),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    // `--threads <LIST>` -> `--threads`
+    let opt = || {
+        ctx(ContextKind::InvalidArg)
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let sub_name = argv.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let sub = cmd.find_subcommand(sub_name);
+    match e.kind() {
+        ErrorKind::InvalidSubcommand => {
+            format!(
+                "unknown command '{}'; commands: bench, report, torture, help",
+                ctx(ContextKind::InvalidSubcommand),
+            )
+        }
+        ErrorKind::UnknownArgument => {
+            let valid: Vec<String> = sub
+                .unwrap_or(cmd)
+                .get_arguments()
+                .filter(|a| !a.is_hide_set())
+                .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                .collect();
+            format!(
+                "{sub_name}: unknown option '{}'; valid options: {}",
+                ctx(ContextKind::InvalidArg),
+                valid.join(", ")
+            )
+        }
+        ErrorKind::ValueValidation => {
+            let why = std::error::Error::source(e).map_or_else(String::new, |s| s.to_string());
+            format!("{}: {why}", opt())
+        }
+        ErrorKind::InvalidValue if !ctx(ContextKind::InvalidValue).is_empty() => format!(
+            "{}: invalid value '{}'; valid: {}",
+            opt(),
+            ctx(ContextKind::InvalidValue),
+            ctx(ContextKind::ValidValue)
+        ),
+        ErrorKind::InvalidValue => {
+            let value = ctx(ContextKind::InvalidArg);
+            format!("missing value: {} needs a value, e.g. {value}", opt())
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let usage = sub
+                .map(|s| {
+                    let mut s = s.clone().bin_name(format!("pvlock {sub_name}"));
+                    s.render_usage().to_string()
+                })
+                .unwrap_or_default();
+            format!(
+                "{sub_name}: missing {}; {}",
+                ctx(ContextKind::InvalidArg),
+                usage.trim().replace("Usage: ", "usage: ")
+            )
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            first.trim_start_matches("error: ").to_string()
+        }
     }
-    s += "\nLocks (--locks):\n";
-    for (id, what) in locks::LOCKS {
-        s += &format!("  {id:<13} {what}\n");
-    }
-    s += "
-Notes: a cell runs for --duration, then a stop flag is set and each thread stops after its current
-acquisition; with a pathological lock (a spinning FIFO lock whose next waiter is preempted) this can
-take longer than --duration, and throughput counts the real wall time. A cell whose threads are not
-done max(1 s, --duration) after the deadline is reported as STALLED. Acquire latency is timed on a
-random 1 in 8 acquisitions (rdtsc where the TSC is invariant). CPU time and context switches come
-from getrusage over the whole process. Every workload also checks mutual exclusion (exit code 1 if
-a lock failed it). Bad arguments: one-line error, exit code 2.
-";
-    s
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cmd, rest) = match args.split_first() {
-        Some((c, r)) => (c.as_str(), r),
-        None => ("help", &[][..]),
-    };
-    let result = match cmd {
-        "bench" => {
-            if rest.iter().any(|a| a == "--help" || a == "-h") {
-                print!("{}", help());
-                Ok(0)
-            } else {
-                bench::main(rest)
-            }
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let mut cmd = command();
+    let parsed = cmd
+        .try_get_matches_from_mut(&argv)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
         }
-        "report" => output::report_main(rest),
-        "torture" => return torture::main(rest),
-        "hog" => return run::hog_main(rest),
-        "help" | "--help" | "-h" => {
-            print!("{}", help());
+        Err(e) => {
+            eprintln!("pvlock: {}", one_line(&e, &cmd, &argv));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.cmd {
+        None => {
+            let _ = cmd.print_help();
             Ok(0)
         }
-        other => Err(CliError::usage(format!(
-            "unknown command {other:?}; commands: bench, report, torture, help"
-        ))),
+        Some(Cmd::Bench(a)) => bench::main(a),
+        Some(Cmd::Report(a)) => report::main(a),
+        Some(Cmd::Torture(a)) => torture::main(a),
+        Some(Cmd::Hog { parent }) => run::hog_main(parent.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

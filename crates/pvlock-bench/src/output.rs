@@ -1,13 +1,11 @@
-//! Records, tables, the plain-English summary, JSON files, and `pvlock report`.
+//! Records, the JSON document, tables and the plain-English summary.
 
 use crate::locks::is_peer;
 use crate::machine::Machine;
 use crate::run::{CellOut, CellSpec};
-use crate::{plot, CliError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 /// The run's parameters (top-level `params` in the JSON).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -24,6 +22,12 @@ pub struct Params {
     pub antagonists: usize,
     pub cpus: Option<Vec<usize>>,
     pub buckets: usize,
+    /// `--suite` (absent in files written before it existed).
+    pub suite: String,
+    /// The random workload's numbers of locks.
+    pub nlocks: Vec<usize>,
+    /// Acquisitions of each thread in the short-lived scenario.
+    pub acquisitions: u64,
     pub latency_sample_every: u64,
     pub command: String,
     pub version: String,
@@ -69,6 +73,14 @@ pub struct Record {
     pub stalled: bool,
     pub leaked: usize,
     pub mutual_exclusion_ok: bool,
+    /// Short-lived cells: the rounds of fresh threads (0 otherwise).
+    pub rounds: u64,
+    /// Throughput relative to the fastest peer of the group: the median over the rounds of the
+    /// per-round ratios, as printed in the tables (absent without a peer, or in older files).
+    pub vs_best_peer: Option<f64>,
+    /// The smallest and largest of those per-round ratios.
+    pub vs_best_peer_min: Option<f64>,
+    pub vs_best_peer_max: Option<f64>,
 }
 
 /// A whole JSON file.
@@ -141,11 +153,11 @@ pub fn record(
         },
         jain,
         cv,
-        p50_ns: out.hist.quantile(0.5),
-        p99_ns: out.hist.quantile(0.99),
-        p999_ns: out.hist.quantile(0.999),
+        p50_ns: out.hist.value_at_quantile(0.5),
+        p99_ns: out.hist.value_at_quantile(0.99),
+        p999_ns: out.hist.value_at_quantile(0.999),
         max_ns: out.hist.max(),
-        latency_samples: out.hist.count(),
+        latency_samples: out.hist.len(),
         cpu_ns_per_op: per_op(out.usage.cpu_ns),
         ctx_switches_per_op: per_op(out.usage.voluntary + out.usage.involuntary),
         voluntary_ctx_per_op: per_op(out.usage.voluntary),
@@ -156,7 +168,11 @@ pub fn record(
         round_ops_per_sec: vec![ops_per_sec],
         stalled: out.stalled,
         leaked: out.leaked,
-        mutual_exclusion_ok: out.counted.map_or(true, |c| c == out.final_ops),
+        mutual_exclusion_ok: out.counted.is_none_or(|c| c == out.final_ops),
+        rounds: out.rounds,
+        vs_best_peer: None,
+        vs_best_peer_min: None,
+        vs_best_peer_max: None,
     }
 }
 
@@ -175,40 +191,6 @@ pub fn median(mut reps: Vec<Record>) -> Record {
     m.mutual_exclusion_ok = ok;
     m.stalled = stalled;
     m
-}
-
-/// Checks that a file can be created at `v` (without leaving anything there) and returns it.
-pub fn check_writable(opt: &str, v: &str) -> Result<PathBuf, CliError> {
-    let p = PathBuf::from(v);
-    if v.is_empty() || p.is_dir() || p.file_name().is_none() {
-        return Err(CliError::usage(format!("{opt}: {v:?} is not a file path")));
-    }
-    let tmp = temp_path(&p);
-    match std::fs::File::create(&tmp) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&tmp);
-            Ok(p)
-        }
-        Err(e) => Err(CliError::usage(format!("{opt}: cannot write {v:?}: {e}"))),
-    }
-}
-
-fn temp_path(p: &Path) -> PathBuf {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    p.with_file_name(format!(".{name}.tmp{}", std::process::id()))
-}
-
-/// Writes `bytes` to a temporary file beside `p` and renames it over `p`: no partial file.
-pub fn write_atomic(p: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = temp_path(p);
-    let r = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, p));
-    r.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", p.display())
-    })
 }
 
 /// `12.3 M`, `456 k`.
@@ -246,9 +228,9 @@ pub fn dur_ns(ns: f64) -> String {
     }
 }
 
-type Key = (String, String, usize, usize);
+pub type Key = (String, String, usize, usize);
 
-fn key(r: &Record) -> Key {
+pub fn key(r: &Record) -> Key {
     (
         r.scenario.clone(),
         r.workload.clone(),
@@ -274,6 +256,10 @@ fn group_title(k: &Key, cpus: usize) -> String {
     let (sc, wl, threads, hogs) = k;
     let what = match sc.as_str() {
         "uncontended" => "one thread, no contention: the cost of lock + unlock".to_string(),
+        "tiny" => "no work between acquisitions".to_string(),
+        "short-lived" => {
+            "a fresh set of threads every round, no work between acquisitions".to_string()
+        }
         "native" => "one thread per CPU".to_string(),
         "noisy" => {
             format!("one thread per CPU, plus {hogs} CPU-hog processes competing for the CPUs")
@@ -294,11 +280,31 @@ fn group_title(k: &Key, cpus: usize) -> String {
     s
 }
 
-/// Throughput of `r` relative to the fastest peer of its group: the median over rounds of
-/// `r / fastest peer of that round` when every row has the same rounds (this machine's speed can
-/// change by 2x within a minute, and a round runs all locks back to back), else the ratio of the
-/// medians (older files, or a lock that is its own best peer).
-pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<f64> {
+/// A throughput relative to the fastest peer: the median and the spread over the rounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Ratio {
+    /// `0.95x`
+    pub fn show(&self) -> String {
+        format!("{:.2}x", self.median)
+    }
+    /// `0.90-1.02`
+    pub fn spread(&self) -> String {
+        format!("{:.2}-{:.2}", self.min, self.max)
+    }
+}
+
+/// Throughput of `r` relative to the fastest peer of its group: per round, `r / fastest peer of
+/// that round`, when every row has the same rounds (this machine's speed can change by 2x within
+/// a minute, and a round runs all locks back to back); the median of those ratios and their
+/// min-max. Else the ratio of the medians (older files, or a lock that is its own best peer),
+/// with no spread.
+pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<Ratio> {
     let peers: Vec<&Record> = rows.iter().copied().filter(|p| is_peer(&p.lock)).collect();
     let n = r.round_ops_per_sec.len();
     if n > 0 && !peers.is_empty() && peers.iter().all(|p| p.round_ops_per_sec.len() == n) {
@@ -313,11 +319,41 @@ pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<f64> {
             .collect();
         if !ratios.is_empty() {
             ratios.sort_by(f64::total_cmp);
-            return Some(ratios[ratios.len() / 2]);
+            return Some(Ratio {
+                median: ratios[ratios.len() / 2],
+                min: ratios[0],
+                max: ratios[ratios.len() - 1],
+            });
         }
     }
     let b = best_peer(rows)?;
-    (b.ops_per_sec > 0.0).then(|| r.ops_per_sec / b.ops_per_sec)
+    (b.ops_per_sec > 0.0).then(|| {
+        let x = r.ops_per_sec / b.ops_per_sec;
+        Ratio {
+            median: x,
+            min: x,
+            max: x,
+        }
+    })
+}
+
+/// Fills in every record's `vs_best_peer*` fields from its group.
+pub fn set_ratios(results: &mut [Record]) {
+    let ratios: Vec<Option<Ratio>> = {
+        let gs = groups(results);
+        results
+            .iter()
+            .map(|r| {
+                let rows = &gs.iter().find(|g| g.0 == key(r))?.1;
+                ratio_to_best_peer(r, rows)
+            })
+            .collect()
+    };
+    for (r, x) in results.iter_mut().zip(ratios) {
+        r.vs_best_peer = x.map(|x| x.median);
+        r.vs_best_peer_min = x.map(|x| x.min);
+        r.vs_best_peer_max = x.map(|x| x.max);
+    }
 }
 
 fn best_peer<'a>(rows: &[&'a Record]) -> Option<&'a Record> {
@@ -329,8 +365,9 @@ fn best_peer<'a>(rows: &[&'a Record]) -> Option<&'a Record> {
 
 const LEGEND: &str = "\
 Columns: ops/s = lock acquisitions per second, all threads together (higher is better);
-  vs peer = ops/s relative to the fastest peer (std, parking_lot, spin, spin-ticket) in the same group,
+  vs peer = ops/s relative to the fastest peer (std, parking_lot, spin, spin-ticket, ttas) in the same group,
   round by round (each round runs every lock once, back to back), median over the rounds;
+  (rounds) = the smallest and largest of those per-round ratios: differences inside it are noise;
   min/max = fewest / most acquisitions of any one thread (1.00 = perfectly fair, 0 = a thread starved);
   p99 = 99th percentile time to acquire the lock (from lock() call to holding it); cpu/op = CPU time burnt per acquisition
   (spinning shows up here); ctx/1k ops = context switches per 1000 acquisitions (blocking and
@@ -365,7 +402,7 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
     writeln!(
         w,
         "{:.0} ms per cell, median of {} repeat(s); counter critical section = {} writes to 2 cache lines; \
-         non-critical work = random 0..{} multiply-adds (none in uncontended); \
+         non-critical work = random 0..{} multiply-adds (none in uncontended, tiny, short-lived); \
          latency sampled on 1 in {} acquisitions.",
         p.duration_ms,
         p.repeats,
@@ -388,14 +425,14 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
         writeln!(w, "{}", group_title(&k, rows[0].cpus))?;
         writeln!(
             w,
-            "  {:<14} {:>9} {:>8} {:>8} {:>9} {:>9} {:>10}",
-            "lock", "ops/s", "vs peer", "min/max", "p99", "cpu/op", "ctx/1k ops"
+            "  {:<14} {:>9} {:>8} {:>10} {:>8} {:>9} {:>9} {:>10}",
+            "lock", "ops/s", "vs peer", "(rounds)", "min/max", "p99", "cpu/op", "ctx/1k ops"
         )?;
         let bp = best_peer(&rows);
         for r in &rows {
-            let ratio = match ratio_to_best_peer(r, &rows) {
-                Some(x) => format!("{x:.2}x"),
-                None => "-".into(),
+            let (ratio, spread) = match ratio_to_best_peer(r, &rows) {
+                Some(x) => (x.show(), x.spread()),
+                None => ("-".into(), String::new()),
             };
             let mut flags = String::new();
             if bp.is_some_and(|b| std::ptr::eq(b, *r)) {
@@ -409,10 +446,11 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
             }
             writeln!(
                 w,
-                "  {:<14} {:>9} {:>8} {:>8.2} {:>9} {:>9} {:>10.1}{}",
+                "  {:<14} {:>9} {:>8} {:>10} {:>8.2} {:>9} {:>9} {:>10.1}{}",
                 r.lock,
                 si(r.ops_per_sec),
                 ratio,
+                spread,
                 r.min_max,
                 dur_ns(r.p99_ns as f64),
                 dur_ns(r.cpu_ns_per_op),
@@ -493,10 +531,15 @@ pub fn summary(results: &[Record]) -> Vec<String> {
             (pv, bp, pv.and_then(|pv| ratio_to_best_peer(pv, rows)))
         {
             line += &format!(
-                "; pvlock::Mutex is {:.2}x the best peer {} ({}{})",
-                ratio,
+                "; pvlock::Mutex is {} the best peer {} ({}, rounds {}{})",
+                ratio.show(),
                 bp.lock,
-                if ratio >= 1.0 { "faster" } else { "slower" },
+                if ratio.median >= 1.0 {
+                    "faster"
+                } else {
+                    "slower"
+                },
+                ratio.spread(),
                 if (pv.min_max - bp.min_max).abs() > 0.1 {
                     format!(", fairness {:.2} vs {:.2}", pv.min_max, bp.min_max)
                 } else {
@@ -509,7 +552,11 @@ pub fn summary(results: &[Record]) -> Vec<String> {
         let oversub = k.2 > rows[0].cpus;
         if oversub {
             let st = rows.iter().find(|r| r.lock == "spin-ticket");
+            // Only where it did collapse (with many locks a ticket lock is seldom contended).
             if let (Some(pv), Some(st)) = (pv, st) {
+                if pv.ops_per_sec <= 2.0 * st.ops_per_sec {
+                    continue;
+                }
                 out.push(format!(
                     "    With more threads than CPUs a plain ticket lock collapses: spin-ticket did {} ops/s, \
                      pvlock {} ops/s ({}x).",
@@ -541,140 +588,6 @@ pub fn summary(results: &[Record]) -> Vec<String> {
     out
 }
 
-/// Side by side: ops/s and min/max per input file.
-fn print_side_by_side(w: &mut impl Write, docs: &[(String, Output)]) -> std::io::Result<()> {
-    writeln!(w, "Side by side ({} runs):", docs.len())?;
-    for (i, (name, d)) in docs.iter().enumerate() {
-        let m = &d.machine;
-        writeln!(
-            w,
-            "  [{}] {name}: {} CPUs, {}, {}, {}",
-            i + 1,
-            m.cpus,
-            if m.hypervisor { "VM" } else { "bare metal" },
-            m.model_name,
-            m.date
-        )?;
-    }
-    let all: Vec<Record> = docs
-        .iter()
-        .flat_map(|d| d.1.results.iter().cloned())
-        .collect();
-    let mut keys: Vec<(String, String, usize, usize)> = Vec::new();
-    for r in &all {
-        let k = key(r);
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
-    }
-    for k in keys {
-        writeln!(w)?;
-        writeln!(
-            w,
-            "{} [{}]: {} threads{}",
-            k.0,
-            k.1,
-            k.2,
-            if k.3 > 0 {
-                format!(" + {} hogs", k.3)
-            } else {
-                String::new()
-            }
-        )?;
-        write!(w, "  {:<14}", "lock")?;
-        for i in 0..docs.len() {
-            write!(
-                w,
-                " {:>11} {:>7}",
-                format!("ops/s [{}]", i + 1),
-                format!("min/max")
-            )?;
-        }
-        writeln!(w)?;
-        let mut locks: Vec<&str> = Vec::new();
-        for r in all.iter().filter(|r| key(r) == k) {
-            if !locks.contains(&r.lock.as_str()) {
-                locks.push(&r.lock);
-            }
-        }
-        for lock in locks {
-            write!(w, "  {lock:<14}")?;
-            for (_, d) in docs {
-                match d.results.iter().find(|r| key(r) == k && r.lock == lock) {
-                    Some(r) => write!(w, " {:>11} {:>7.2}", si(r.ops_per_sec), r.min_max)?,
-                    None => write!(w, " {:>11} {:>7}", "-", "-")?,
-                }
-            }
-            writeln!(w)?;
-        }
-    }
-    Ok(())
-}
-
-/// `pvlock report FILE.json [FILE2.json ...] [--plot PATH]`.
-pub fn report_main(args: &[String]) -> Result<u8, CliError> {
-    let mut files = Vec::new();
-    let mut plot_path = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--plot" {
-            let v = it
-                .next()
-                .ok_or_else(|| CliError::usage("--plot: missing value"))?;
-            plot_path = Some(check_writable("--plot", v)?);
-        } else if let Some(v) = a.strip_prefix("--plot=") {
-            plot_path = Some(check_writable("--plot", v)?);
-        } else if a.starts_with('-') {
-            return Err(CliError::usage(format!(
-                "report: unknown option {a:?}; usage: pvlock report FILE.json [FILE2.json ...] [--plot PATH]"
-            )));
-        } else {
-            files.push(a.clone());
-        }
-    }
-    if files.is_empty() {
-        return Err(CliError::usage(
-            "report: no input; usage: pvlock report FILE.json [FILE2.json ...] [--plot PATH]",
-        ));
-    }
-    let mut docs = Vec::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| CliError::usage(format!("report: cannot read {f:?}: {e}")))?;
-        let doc: Output = serde_json::from_str(&text).map_err(|e| {
-            CliError::usage(format!(
-                "report: {f:?} is not a pvlock bench JSON file: {e}"
-            ))
-        })?;
-        docs.push((f.clone(), doc));
-    }
-    let mut out = std::io::stdout().lock();
-    let res = if docs.len() == 1 {
-        print_report(&mut out, &docs[0].1)
-    } else {
-        print_side_by_side(&mut out, &docs)
-    };
-    let _ = res;
-    if let Some(p) = plot_path {
-        let labelled: Vec<(String, &Output)> = if docs.len() == 1 {
-            vec![(String::new(), &docs[0].1)]
-        } else {
-            docs.iter()
-                .enumerate()
-                .map(|(i, d)| (format!("[{}]", i + 1), &d.1))
-                .collect()
-        };
-        let (svg, png) = plot::write(&p, &labelled).map_err(CliError::runtime)?;
-        let _ = writeln!(
-            out,
-            "Plots written to {} and {}",
-            svg.display(),
-            png.display()
-        );
-    }
-    Ok(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,9 +612,14 @@ mod tests {
         let rows = [&pv, &std, &pl];
         // Per round: 10/11.5, 4/6, 9/10 -> median 10/11.5 (the medians alone would give 9/10).
         let r = ratio_to_best_peer(&pv, &rows).unwrap();
-        assert!((r - 10.0 / 11.5).abs() < 1e-12, "{r}");
+        assert!((r.median - 10.0 / 11.5).abs() < 1e-12, "{r:?}");
+        assert!((r.min - 4.0 / 6.0).abs() < 1e-12, "{r:?}");
+        assert!((r.max - 9.0 / 10.0).abs() < 1e-12, "{r:?}");
+        assert_eq!(r.spread(), "0.67-0.90");
         // A peer is compared with the best peer of each round, itself included.
-        assert_eq!(ratio_to_best_peer(&pl, &rows), Some(1.0));
+        let pl = ratio_to_best_peer(&pl, &rows).unwrap();
+        assert_eq!((pl.median, pl.max), (1.0, 1.0));
+        assert!((pl.min - 9.5 / 10.0).abs() < 1e-12, "{pl:?}");
     }
 
     #[test]
@@ -739,7 +657,8 @@ mod tests {
         pv.ops_per_sec = 8.0;
         let mut std = rec("std", &[]);
         std.ops_per_sec = 10.0;
-        assert_eq!(ratio_to_best_peer(&pv, &[&pv, &std]), Some(0.8));
+        let r = ratio_to_best_peer(&pv, &[&pv, &std]).unwrap();
+        assert_eq!((r.median, r.min, r.max), (0.8, 0.8, 0.8));
         // No peer in the group: no ratio.
         assert_eq!(ratio_to_best_peer(&pv, &[&pv]), None);
     }

@@ -10,12 +10,18 @@
 //! the stop flag, the cell is reported as *stalled* with what it did until then; the bench then
 //! waits up to [`DRAIN_LIMIT`] more for the workers to drain (so they do not disturb the next cell)
 //! and otherwise leaves them behind and says so.
+//!
+//! A *short-lived* cell (`--scenarios short-lived`) runs rounds until `--duration` is over: each
+//! round spawns `threads` fresh threads that do `--acquisitions` acquisitions each and exit; the
+//! time from the first spawn to the last join is the round's wall time, and throughput is all
+//! acquisitions over the rounds' wall times. The stop flag ends a round still running at the end
+//! of `--duration` (it counts with the acquisitions it made), and the same stall rules apply.
 
 use crate::hist::{self, Histogram};
 use crate::locks::{with_family, Family};
 use crate::machine::Usage;
-use crate::workload::{spin_work, Counter, HashTable, Rng, Stats, Work};
-use std::process::{Child, Command, ExitCode, Stdio};
+use crate::workload::{spin_work, Counter, HashTable, Random, Rng, Stats, Work};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +46,10 @@ pub struct CellSpec {
     pub buckets: usize,
     pub threads: usize,
     pub duration: Duration,
+    /// The random workload's number of locks.
+    pub nlocks: usize,
+    /// `Some(n)`: short-lived threads, a fresh set per round, `n` acquisitions each.
+    pub short_lived: Option<u64>,
 }
 
 /// What one cell measured.
@@ -57,12 +67,13 @@ pub struct CellOut {
     pub counted: Option<u64>,
     /// The threads' own total once all finished (exceeds the reported total for a stalled cell).
     pub final_ops: u64,
+    /// Rounds of fresh threads (short-lived cells; 0 otherwise).
+    pub rounds: u64,
 }
 
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
-#[derive(Default)]
 struct Gate {
     ready: usize,
     go: bool,
@@ -86,6 +97,7 @@ fn run_family<F: Family>(spec: &CellSpec) -> Result<CellOut, String> {
     let mut out = match spec.workload {
         "hashtable" => run_work(Arc::new(HashTable::<F>::new(spec.buckets)), spec),
         "stats" => run_work(Arc::new(Stats::<F>::new()), spec),
+        "random" => run_work(Arc::new(Random::<F>::new(spec.nlocks)), spec),
         _ => run_work(Arc::new(Counter::<F>::new(spec.cs)), spec),
     }?;
     out.pvlock = F::PVLOCK;
@@ -96,8 +108,54 @@ fn lock_gate(ctl: &Ctl) -> std::sync::MutexGuard<'_, Gate> {
     ctl.gate.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The measured loop of one thread: up to `quota` acquisitions, each after a random amount of
+/// non-critical work, until `stop`; returns the acquisitions made. Progress goes to `count`,
+/// sampled latencies to `h`.
+///
+/// Never inlined: each lock and workload gets a loop of its own under a symbol of its own
+/// (`acquire_loop::<Counter<PvMutex>>` in a profile). Its code placement measured as noise: two
+/// copies of the same lock's loop (pvlock and queued-auto) at different addresses differed by
+/// 0.91-1.06x in per-run medians, with or without this attribute and `-align-loops=64`, while
+/// consecutive 200 ms cells of one lock varied 1.5x with the machine's speed.
+#[inline(never)]
+fn acquire_loop<W: Work>(
+    w: &W,
+    rng: &mut Rng,
+    ncs: u64,
+    quota: u64,
+    stop: &AtomicBool,
+    count: &AtomicU64,
+    h: &mut hist::Recorder,
+) -> u64 {
+    let mut ops = 0u64;
+    let span = 2 * ncs + 1;
+    while ops < quota {
+        if ncs > 0 {
+            let n = rng.below(span);
+            spin_work(n, ops);
+        }
+        let sample = rng.below(SAMPLE_EVERY) == 0;
+        let lat = w.op(rng, sample);
+        ops += 1;
+        if sample {
+            h.record(hist::ticks_to_ns(lat));
+        }
+        // Relaxed: a progress report for the measuring thread; a plain store to our own line.
+        count.store(ops, Ordering::Relaxed);
+        // Relaxed: the flag carries no data; a late view costs one more acquisition.
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    ops
+}
+
+fn seed(idx: usize) -> Rng {
+    Rng::new((idx as u64 + 1) ^ hist::now().rotate_left(17))
+}
+
 fn worker<W: Work>(w: &W, ctl: &Ctl, idx: usize, ncs: u64) {
-    let mut rng = Rng::new((idx as u64 + 1) ^ hist::now().rotate_left(17));
+    let mut rng = seed(idx);
     {
         let mut g = lock_gate(ctl);
         g.ready += 1;
@@ -106,40 +164,36 @@ fn worker<W: Work>(w: &W, ctl: &Ctl, idx: usize, ncs: u64) {
             g = ctl.cv.wait(g).unwrap_or_else(|e| e.into_inner());
         }
     }
-    let mine = &ctl.counts[idx].0;
-    let mut h = Histogram::default();
-    let mut ops = 0u64;
-    let span = 2 * ncs + 1;
-    loop {
-        if ncs > 0 {
-            let n = rng.below(span);
-            spin_work(n, ops);
-        }
-        let sample = rng.below(SAMPLE_EVERY) == 0;
-        let lat = w.op(&mut rng, sample);
-        ops += 1;
-        if sample {
-            h.record(hist::ticks_to_ns(lat));
-        }
-        // Relaxed: a progress report for the measuring thread; a plain store to our own line.
-        mine.store(ops, Ordering::Relaxed);
-        // Relaxed: the flag carries no data; a late view costs one more acquisition.
-        if ctl.stop.load(Ordering::Relaxed) {
-            break;
-        }
-    }
+    let mut h = hist::Recorder::default();
+    acquire_loop(
+        w,
+        &mut rng,
+        ncs,
+        u64::MAX,
+        &ctl.stop,
+        &ctl.counts[idx].0,
+        &mut h,
+    );
     let mut g = lock_gate(ctl);
-    g.hist.merge(&h);
+    h.add_to(&mut g.hist);
     g.done += 1;
     ctl.cv.notify_all();
 }
 
 fn run_work<W: Work>(w: Arc<W>, spec: &CellSpec) -> Result<CellOut, String> {
+    if let Some(quota) = spec.short_lived {
+        return run_short_lived(w, spec, quota);
+    }
     let n = spec.threads;
     let ctl = Arc::new(Ctl {
         stop: AtomicBool::new(false),
         counts: (0..n).map(|_| Padded(AtomicU64::new(0))).collect(),
-        gate: Mutex::new(Gate::default()),
+        gate: Mutex::new(Gate {
+            ready: 0,
+            go: false,
+            done: 0,
+            hist: hist::histogram(),
+        }),
         cv: Condvar::new(),
     });
     let mut handles = Vec::with_capacity(n);
@@ -217,7 +271,7 @@ fn run_work<W: Work>(w: Arc<W>, spec: &CellSpec) -> Result<CellOut, String> {
     let leaked = spawned - g.done;
     // Relaxed: as above; exact once every worker went through the gate mutex.
     let final_ops: u64 = ctl.counts.iter().map(|c| c.0.load(Ordering::Relaxed)).sum();
-    let hist = std::mem::take(&mut g.hist);
+    let hist = std::mem::replace(&mut g.hist, hist::histogram());
     drop(g);
     if let Some(e) = spawn_err {
         for h in handles {
@@ -246,6 +300,157 @@ fn run_work<W: Work>(w: Arc<W>, spec: &CellSpec) -> Result<CellOut, String> {
         leaked,
         counted,
         final_ops,
+        rounds: 0,
+    })
+}
+
+/// One short-lived thread: its acquisitions, then its recorder back for the next round.
+fn short_lived_thread<W: Work>(
+    w: &W,
+    ctl: &Ctl,
+    idx: usize,
+    ncs: u64,
+    quota: u64,
+    mut h: hist::Recorder,
+) -> hist::Recorder {
+    let mut rng = seed(idx);
+    let count = AtomicU64::new(0);
+    let ops = acquire_loop(w, &mut rng, ncs, quota, &ctl.stop, &count, &mut h);
+    // Relaxed: a total for the measuring thread, read after it saw `done` through the mutex.
+    ctl.counts[idx].0.fetch_add(ops, Ordering::Relaxed);
+    let mut g = lock_gate(ctl);
+    g.done += 1;
+    ctl.cv.notify_all();
+    h
+}
+
+/// A short-lived cell: rounds of fresh threads until `spec.duration` is over (module docs).
+fn run_short_lived<W: Work>(w: Arc<W>, spec: &CellSpec, quota: u64) -> Result<CellOut, String> {
+    let n = spec.threads;
+    let ctl = Arc::new(Ctl {
+        stop: AtomicBool::new(false),
+        counts: (0..n).map(|_| Padded(AtomicU64::new(0))).collect(),
+        gate: Mutex::new(Gate {
+            ready: 0,
+            go: true,
+            done: 0,
+            hist: hist::histogram(),
+        }),
+        cv: Condvar::new(),
+    });
+    // The threads' recorders, made outside the timed rounds and handed from round to round.
+    let mut recorders: Vec<hist::Recorder> = (0..n).map(|_| hist::Recorder::default()).collect();
+    let stats0 = pvlock::stats::snapshot();
+    let usage0 = Usage::now();
+    let end = Instant::now() + spec.duration;
+    let mut elapsed = Duration::ZERO;
+    let mut rounds = 0u64;
+    let mut stalled = false;
+    let mut leaked = 0;
+    while !stalled && Instant::now() < end {
+        lock_gate(&ctl).done = 0;
+        let t0 = Instant::now();
+        let mut handles = Vec::with_capacity(n);
+        for (idx, h) in recorders.drain(..).enumerate() {
+            let (w, c, ncs) = (w.clone(), ctl.clone(), spec.ncs);
+            let spawned = std::thread::Builder::new()
+                .name(format!("bench-{idx}"))
+                .stack_size(256 << 10)
+                .spawn(move || short_lived_thread(&*w, &c, idx, ncs, quota, h));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // Relaxed: see `worker`; the started threads end at once.
+                    ctl.stop.store(true, Ordering::Relaxed);
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    return Err(format!("cannot start worker thread {idx} of {n}: {e}"));
+                }
+            }
+        }
+        let mut g = lock_gate(&ctl);
+        let mut deadline = end;
+        let mut stop_set = false;
+        while g.done < n {
+            let now = Instant::now();
+            if now >= deadline {
+                if stop_set {
+                    break;
+                }
+                // Relaxed: see `worker`.
+                ctl.stop.store(true, Ordering::Relaxed);
+                stop_set = true;
+                deadline = now + hard_timeout(spec.duration);
+                continue;
+            }
+            g = ctl
+                .cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        let all_done = g.done == n;
+        drop(g);
+        if all_done {
+            for h in handles {
+                recorders.push(
+                    h.join()
+                        .map_err(|_| "a worker thread panicked".to_string())?,
+                );
+            }
+            elapsed += t0.elapsed(); // up to the last thread's exit
+        } else {
+            elapsed += t0.elapsed(); // up to the stall verdict, as in a long-lived cell
+            stalled = true;
+            let drain = Instant::now() + DRAIN_LIMIT;
+            let mut g = lock_gate(&ctl);
+            while g.done < n && Instant::now() < drain {
+                let left = drain.saturating_duration_since(Instant::now());
+                g = ctl
+                    .cv
+                    .wait_timeout(g, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            leaked = n - g.done;
+            drop(g);
+            if leaked == 0 {
+                for h in handles {
+                    recorders.push(
+                        h.join()
+                            .map_err(|_| "a worker thread panicked".to_string())?,
+                    );
+                }
+            } // else the stuck threads still hold or wait for the lock: leave them detached
+        }
+        rounds += 1;
+    }
+    let usage = Usage::now().since(&usage0);
+    let stats = pvlock::stats::snapshot().since(&stats0);
+    let mut hist = hist::histogram();
+    for r in &recorders {
+        r.add_to(&mut hist);
+    }
+    // Relaxed: every finished thread's total was added before it went through the gate mutex.
+    let per_thread: Vec<u64> = ctl
+        .counts
+        .iter()
+        .map(|c| c.0.load(Ordering::Relaxed))
+        .collect();
+    let final_ops = per_thread.iter().sum();
+    Ok(CellOut {
+        per_thread,
+        elapsed,
+        hist,
+        usage,
+        stats,
+        pvlock: false,
+        stalled,
+        leaked,
+        counted: (leaked == 0).then(|| w.counted()),
+        final_ops,
+        rounds,
     })
 }
 
@@ -289,7 +494,7 @@ impl Drop for Hogs {
 }
 
 /// `pvlock hog PARENT_PID`: burn CPU until killed or the parent dies.
-pub fn hog_main(args: &[String]) -> ExitCode {
+pub fn hog_main(parent: Option<&str>) -> Result<u8, crate::CliError> {
     // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
     unsafe {
         libc::prctl(
@@ -301,10 +506,10 @@ pub fn hog_main(args: &[String]) -> ExitCode {
         );
     }
     // The parent may have died before the prctl: then we were re-parented; exit.
-    let parent: Option<i32> = args.first().and_then(|a| a.parse().ok());
+    let parent: Option<i32> = parent.and_then(|a| a.parse().ok());
     // SAFETY: getppid has no preconditions.
     if parent.is_some_and(|p| p != unsafe { libc::getppid() }) {
-        return ExitCode::SUCCESS;
+        return Ok(0);
     }
     let mut x = 1u64;
     loop {

@@ -3,11 +3,14 @@
 //! * `counter`: one hot lock protecting a small struct on two cache lines. The critical section
 //!   increments a counter and makes `--cs` volatile writes spread over the two lines.
 //! * `hashtable`: `--buckets` buckets, each with its own lock and up to 8 (key, value) pairs; keys
-//!   uniformly random over 8 x buckets; 90% lookups, 10% insert-or-update (the IPVS connection
-//!   table and the XFS buffer cache of seed 004).
+//!   uniformly random over 8 x buckets; 90% lookups, 10% insert-or-update (like the IPVS connection
+//!   table and the XFS buffer cache).
 //! * `stats`: 4 flow-statistics records, each under its own lock, half of the updates to one hot
-//!   flow; each update adds to packets, bytes, last-used and TCP flags (the OVS flow stats of
-//!   seed 004).
+//!   flow; each update adds to packets, bytes, last-used and TCP flags (the flow statistics of
+//!   Open vSwitch).
+//! * `random`: `--nlocks` locks, each on its own 128-byte line (as crossbeam's `CachePadded`)
+//!   around one counter; every acquisition picks one at random and increments its counter: the
+//!   smallest critical section there is.
 //!
 //! Between acquisitions every thread does random non-critical work: uniformly 0..=2 x `--ncs`
 //! iterations of a dependent multiply-add (about 1-2 ns each), from a per-thread xorshift generator,
@@ -22,7 +25,7 @@ use crate::locks::{BenchLock, Family};
 use std::hint::black_box;
 
 /// The workload names.
-pub const WORKLOADS: &[&str] = &["counter", "hashtable", "stats"];
+pub const WORKLOADS: &[&str] = &["counter", "hashtable", "stats", "random"];
 
 /// A per-thread xorshift64* generator (the bench's workloads and torture's writers).
 pub struct Rng(u64);
@@ -258,5 +261,40 @@ impl<F: Family> Work for Stats<F> {
     }
     fn counted(&self) -> u64 {
         self.flows.iter().map(|f| f.with(|d| d.ops)).sum()
+    }
+}
+
+/// One lock of [`Random`] with its counter, on a 128-byte line of its own.
+#[repr(align(128))]
+struct PaddedLock<L>(L);
+
+/// `random`: many small locks, one chosen at random per acquisition.
+pub struct Random<F: Family> {
+    locks: Box<[PaddedLock<F::L<u64>>]>,
+}
+
+impl<F: Family> Random<F> {
+    pub fn new(n: usize) -> Self {
+        Random {
+            locks: (0..n.max(1))
+                .map(|_| PaddedLock(BenchLock::new(0)))
+                .collect(),
+        }
+    }
+}
+
+impl<F: Family> Work for Random<F> {
+    #[inline]
+    fn op(&self, rng: &mut Rng, sample: bool) -> u64 {
+        let i = rng.below(self.locks.len() as u64) as usize;
+        let t0 = start(sample);
+        self.locks[i].0.with(|n| {
+            let lat = acquired(sample, t0);
+            *n += 1;
+            lat
+        })
+    }
+    fn counted(&self) -> u64 {
+        self.locks.iter().map(|l| l.0.with(|n| *n)).sum()
     }
 }
