@@ -93,7 +93,6 @@
 use core::marker::PhantomData;
 
 use crate::backend::Backend;
-use crate::load::Waiting;
 use crate::policy::Policy;
 use crate::slot;
 use crate::stats::{count, Event};
@@ -195,14 +194,14 @@ impl<B: Backend> Byte<B> {
             }
             return;
         }
-        // From our first registration until we hold the lock we wait in earnest (the load).
-        let mut waiting = None;
+        if let Some(me) = B::current() {
+            me.seen.contend(false);
+        }
         loop {
             if self.spin() {
                 return;
             }
             // Spin spent.
-            waiting.get_or_insert_with(Waiting::start);
             if self.wait_pv() {
                 return;
             }
@@ -234,6 +233,7 @@ impl<B: Backend> Byte<B> {
             spin_loop();
             return false;
         };
+        me.seen.contend(true);
         // Relaxed: the Release of the registering RMW below publishes it to the unlocker whose
         // RMW reads the word (acquire, through the release sequence of RMWs).
         me.record.lock.store(self.addr(), Ordering::Relaxed);

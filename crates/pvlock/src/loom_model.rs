@@ -143,6 +143,7 @@ impl Model {
         }
         let m = self;
         builder.check(move || {
+            crate::load::reset_for_model();
             let s = Arc::new(Shared {
                 lock: new(),
                 counter: UnsafeCell::new(0),

@@ -195,10 +195,10 @@ fn few_threads_stealer_yields() {
     assert!(yields > 0, "a lone stealer did not yield");
 }
 
-/// With at least as many threads waiting for pvlock locks as CPUs (here: blocked on another lock),
+/// With more threads contending for pvlock locks than CPUs (here: blocked on another lock),
 /// stealers only spin: the queue and its steal budget are in charge then. Once those threads
-/// stop waiting the process is not crowded any more: a stealer yields again (a pool that waited
-/// once is not loaded forever).
+/// stop contending the process is not crowded any more: a stealer yields again (a pool that
+/// contended once is not loaded forever).
 #[test]
 fn crowded_process_stealer_does_not_yield() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -228,7 +228,9 @@ fn crowded_process_stealer_does_not_yield() {
         yields, 0,
         "a stealer yielded with {extra} threads waiting on {cpus} CPUs"
     );
-    // The same threads have waited, and are done: no longer crowded.
+    // The same threads contended, and are done: 20 ms later (two 10 ms epochs) they no longer
+    // count, and a stealer yields again.
+    std::thread::sleep(Duration::from_millis(25));
     let again = with_spin_budget(LONG_SPIN, yields_behind_long_hold);
     assert!(again > 0, "still treated as crowded after the waiters left");
 }

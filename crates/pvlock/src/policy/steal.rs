@@ -256,11 +256,11 @@ mod tests {
     }
 
     const CROWDED: Load = Load {
-        waiting: 4,
+        contenders: 4,
         cpus: Some(2),
     };
     const CALM: Load = Load {
-        waiting: 1,
+        contenders: 1,
         cpus: Some(2),
     };
 
@@ -289,7 +289,7 @@ mod tests {
         assert!(!a.may_bypass(300, || CROWDED), "steal 301 allowed");
         // Where the CPU count is unknown the budget holds, however few wait.
         let unknown = Load {
-            waiting: 0,
+            contenders: 0,
             cpus: None,
         };
         assert!(!a.may_bypass(300, || unknown));

@@ -55,6 +55,7 @@ impl<B: Backend> Queued<B> {
         if !B::BLOCKING {
             return (!self.try_lock()).then_some(false);
         }
+        me.seen.contend(false);
         match self.steal_hybrid(me, Policy::now()) {
             Ok(()) => {
                 count(Event::PvLockStealing);
