@@ -8,6 +8,12 @@
 //! vCPUs in), 2 bad input, [`EXIT_UNAVAILABLE`] no usable KVM here (no `/dev/kvm`, no
 //! permission, or a build for another platform than Linux on x86-64).
 
+// Without the VMM (other platforms) the settings are parsed and checked, but never used.
+#![cfg_attr(
+    not(all(target_os = "linux", target_arch = "x86_64")),
+    allow(dead_code)
+)]
+
 pub mod output;
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

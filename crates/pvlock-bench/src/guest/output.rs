@@ -467,7 +467,7 @@ pub fn print_report(w: &mut impl Write, doc: &GuestOutput) -> std::io::Result<()
                 )?;
             }
         }
-        if p.latency {
+        if p.latency && !drain {
             writeln!(
                 w,
                 "  acquire latency: % of acquisitions taken within 2^k spin iterations; past 2^16: \
