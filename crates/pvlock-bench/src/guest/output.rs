@@ -614,7 +614,13 @@ pub fn summary(results: &[GuestRecord]) -> Vec<String> {
                 "; queued-pv is {} the best peer {} ({}, rounds {}",
                 x.show(),
                 bp.lock,
-                if x.median >= 1.0 { "faster" } else { "slower" },
+                if (x.median - 1.0).abs() < 0.005 {
+                    "on par"
+                } else if x.median > 1.0 {
+                    "faster"
+                } else {
+                    "slower"
+                },
                 x.spread()
             );
             if !drain {
