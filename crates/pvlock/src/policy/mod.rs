@@ -71,9 +71,17 @@ impl Policy {
         Backoff::new(budget, STEAL_BACKOFF_MAX, !crowded && CAN_YIELD)
     }
 
-    /// Whether the owner of `account` may take a lock past queued waiters now (and counts it).
+    /// Whether the owner of `account` may take a lock past queued waiters now, under this
+    /// policy's load (and counts it).
     #[inline(always)]
-    pub(crate) fn may_bypass(account: &Account) -> bool {
+    pub(crate) fn may_bypass(&self, account: &Account) -> bool {
+        account.may_bypass(steal::budget(), || self.load)
+    }
+
+    /// [`may_bypass`](Self::may_bypass) for a thread that has no snapshot yet (the inline steal
+    /// of the fast path): the load is read only if the steal budget is spent.
+    #[inline(always)]
+    pub(crate) fn may_bypass_now(account: &Account) -> bool {
         account.may_bypass(steal::budget(), Load::now)
     }
 
