@@ -256,7 +256,7 @@ impl<B: Backend> Byte<B> {
             // Any unlock after our registration sees `spinners > 0` and kicks somebody; if the
             // word already changed, the wait returns at once.
             count(Event::PvWaitNode);
-            B::wait(me, &self.word, w | LOCKED);
+            crate::load::blocked(|| B::wait(me, &self.word, w | LOCKED));
         }
         // Relaxed: the count is only read by unlockers deciding whether to scan; decrementing
         // late only costs a needless scan, and this cannot move before the wait (which returns

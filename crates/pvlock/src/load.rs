@@ -1,7 +1,9 @@
 //! How loaded the process is: threads contending for pvlock locks against the CPUs it may use.
 //!
 //! A *contender* is a thread that has entered a pvlock slow path (the lock was not free) within
-//! the last one or two epochs of [`EPOCH_NS`](crate::tuning::EPOCH_NS) (10 ms). Contenders are
+//! the last one or two epochs of [`EPOCH_NS`](crate::tuning::EPOCH_NS) (10 ms), or that is
+//! blocked in one now (a waiter behind a lock held for long registers once, then sleeps through
+//! many epochs: it still waits). Contenders are
 //! the threads that keep asking for CPU time to make progress on pvlock locks, whether they spin,
 //! sleep in a queue, hold a lock or run between acquisitions; when there are more of them than
 //! CPUs, some are always preempted, and spinning for one of them is wasted. A thread that stops
@@ -9,9 +11,11 @@
 //! forever. (Counting only the threads queued at this instant undercounts: with 16 threads on
 //! 2 CPUs most are running or preempted between acquisitions at any moment, not queued.)
 //!
-//! A thread registers itself ([`Seen::contend`]) when it joins a queue or blocks, and on every
-//! 32nd slow-path entry otherwise, so that the clock is read rarely on a path that threads <= CPUs
-//! take all the time. Each thread registers at most once per epoch: one shared RMW per thread per
+//! A thread registers itself ([`Seen::contend`]) when it joins a queue, blocks or yields the CPU,
+//! and on every 32nd slow-path entry otherwise, so that the clock is read rarely on a path that
+//! threads <= CPUs take all the time. The counts age with the clock: where they would say
+//! "crowded", [`Load::now`] checks them against the current epoch, so a process that has gone
+//! quiet is not crowded even when nobody has registered since. Each thread registers at most once per epoch: one shared RMW per thread per
 //! 10 ms. Without `std` there is no clock and no CPU count: nothing is ever crowded.
 //!
 //! The lock code takes a [`Load`] snapshot when it enters a slow path and again after each
@@ -36,10 +40,23 @@ impl Load {
     /// The load now.
     #[inline]
     pub(crate) fn now() -> Load {
-        Load {
-            contenders: with_epochs(Epochs::contenders),
-            cpus: crate::sync::cpus(),
-        }
+        let cpus = crate::sync::cpus();
+        with_epochs(|ep| {
+            // The larger count: the blocked threads are mostly among the recent ones too.
+            let blocked = ep.blocked.load(Ordering::Relaxed);
+            let mut load = Load {
+                contenders: ep.contenders(None).max(blocked),
+                cpus,
+            };
+            if load.crowded() {
+                // The counts age only when a thread registers in a new epoch: after a crowded
+                // spell with nobody registering since, they still say crowded. Check them
+                // against the clock, which is read only here, where the answer would be
+                // "crowded".
+                load.contenders = ep.contenders(epoch_now()).max(blocked);
+            }
+            load
+        })
     }
 
     /// More threads contend than there are CPUs: not every contender can run, so a thread that
@@ -120,10 +137,22 @@ fn epoch_now() -> Option<u32> {
     Some(1)
 }
 
-/// Contenders per epoch: the current epoch's and the previous one's counts, by epoch parity.
+/// Runs `wait`, a backend wait in which the thread blocks, counted as a blocked contender.
+#[inline]
+pub(crate) fn blocked<R>(wait: impl FnOnce() -> R) -> R {
+    // Relaxed: a heuristic count, like the epochs'.
+    with_epochs(|ep| ep.blocked.fetch_add(1, Ordering::Relaxed));
+    let r = wait();
+    with_epochs(|ep| ep.blocked.fetch_sub(1, Ordering::Relaxed));
+    r
+}
+
+/// Contenders per epoch (the current epoch's and the previous one's counts, by epoch parity),
+/// and the threads blocked now.
 struct Epochs {
     current: AtomicU32,
     counts: [AtomicU32; 2],
+    blocked: AtomicU32,
 }
 
 impl Epochs {
@@ -131,6 +160,7 @@ impl Epochs {
         Epochs {
             current: AtomicU32::new(0),
             counts: [AtomicU32::new(0), AtomicU32::new(0)],
+            blocked: AtomicU32::new(0),
         }
     }
 
@@ -154,12 +184,20 @@ impl Epochs {
         self.counts[(e & 1) as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Threads that contended in the current or the previous epoch (the larger count: a thread
-    /// that contends all the time is in both).
-    fn contenders(&self) -> u32 {
-        let a = self.counts[0].load(Ordering::Relaxed);
-        let b = self.counts[1].load(Ordering::Relaxed);
-        a.max(b)
+    /// Threads that contended in epoch `now` or the one before it (the larger count: a thread
+    /// that contends all the time is in both). `None`: the last two epochs anyone registered in,
+    /// however long ago (an upper bound, without reading the clock).
+    fn contenders(&self, now: Option<u32>) -> u32 {
+        let cur = self.current.load(Ordering::Relaxed);
+        let count = |e: u32| self.counts[(e & 1) as usize].load(Ordering::Relaxed);
+        match now {
+            // Nobody registered in `now` or the epoch before: nobody contends.
+            Some(now) if now > cur.saturating_add(1) => 0,
+            // Nobody registered in `now` yet: the previous epoch (`cur`) is all there is; the
+            // other count is from the epoch before it.
+            Some(now) if now == cur.saturating_add(1) => count(cur),
+            _ => count(cur).max(count(cur.wrapping_add(1))),
+        }
     }
 }
 
@@ -184,6 +222,7 @@ pub(crate) fn reset_for_model() {
     with_epochs(|e| {
         e.current.store(0, Ordering::Relaxed);
         e.counts.iter().for_each(|c| c.store(0, Ordering::Relaxed));
+        e.blocked.store(0, Ordering::Relaxed);
     });
 }
 
@@ -214,17 +253,56 @@ mod tests {
         for _ in 0..5 {
             ep.register(1);
         }
-        assert_eq!(ep.contenders(), 5);
+        assert_eq!(ep.contenders(None), 5);
+        assert_eq!(ep.contenders(Some(1)), 5);
         // Two of them go on into epoch 2: the previous epoch still counts.
         ep.register(2);
         ep.register(2);
-        assert_eq!(ep.contenders(), 5);
+        assert_eq!(ep.contenders(Some(2)), 5);
         // In epoch 3 only those two are seen: the three that stopped in epoch 1 are gone.
         ep.register(3);
         ep.register(3);
-        assert_eq!(ep.contenders(), 2);
+        assert_eq!(ep.contenders(Some(3)), 2);
         // After a quiet spell (epoch 9), only the newcomer counts.
         ep.register(9);
-        assert_eq!(ep.contenders(), 1);
+        assert_eq!(ep.contenders(Some(9)), 1);
+    }
+
+    /// Threads blocked now count however long ago they registered: nested `blocked` calls stand
+    /// for CPUs + 1 threads asleep in a wait.
+    #[test]
+    fn blocked_threads_make_the_process_crowded() {
+        fn nested(depth: usize) -> Load {
+            if depth == 0 {
+                Load::now()
+            } else {
+                blocked(|| nested(depth - 1))
+            }
+        }
+        let cpus = crate::sync::cpus().expect("std knows the CPU count");
+        let load = nested(cpus + 1);
+        assert!(
+            load.contenders as usize > cpus && load.crowded(),
+            "{load:?}"
+        );
+    }
+
+    #[test]
+    fn counts_age_with_the_clock_when_nobody_registers() {
+        let ep = Epochs::new();
+        for _ in 0..5 {
+            ep.register(4);
+        }
+        // Without the clock, the last counts stand.
+        assert_eq!(ep.contenders(None), 5);
+        // In epoch 5 nobody has registered yet: epoch 4's contenders still count...
+        assert_eq!(ep.contenders(Some(5)), 5);
+        // ...and one epoch later they are gone, though nobody registered since.
+        assert_eq!(ep.contenders(Some(6)), 0);
+        assert_eq!(ep.contenders(Some(60)), 0);
+        // A newcomer in epoch 5 leaves epoch 4's count the larger one while both are recent.
+        ep.register(5);
+        assert_eq!(ep.contenders(Some(5)), 5);
+        assert_eq!(ep.contenders(Some(6)), 1);
     }
 }

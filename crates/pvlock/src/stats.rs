@@ -23,6 +23,7 @@
 //! | `pv_kick_next` | the `Queued` new owner woke the waiter behind the new head, to wait runnable (crowded) |
 //! | `pv_yield_wait` | a `Queued` waiter next in line waited runnable, yielding, instead of blocking (once per wait) |
 //! | `pv_spin_yield` | a `Queued` waiter spinning with backoff yielded the CPU between two reads of the lock (a stealer while not crowded, or a thread without a node) |
+//! | `pv_link_yield` | a `Queued` new owner yielded the CPU while it waited for its successor to link its node (the successor preempted between joining the queue and linking) |
 //! | `pv_spin_skip` | a `Queued` waiter that joined the queue because its stealer spin ran out skipped a spin phase (once as a queued waiter, once as head, at most) |
 //! | `pv_spurious_wakeup` | a wait returned without the awaited change |
 //! | `pv_hash_hops` | extra probes in the `Queued` lock-to-node hash table |
@@ -31,7 +32,8 @@
 //! | `pv_queued_spin` | `Queued` pv: joined the queue because the lock stayed held for the whole spin budget |
 //! | `pv_queued_ns` | `Queued` pv: nanoseconds spent in queues, summed over threads (with `std`) |
 //!
-//! `lock_handed`, `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield`, `pv_spin_skip` and the last
+//! `lock_handed`, `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield`, `pv_link_yield`,
+//! `pv_spin_skip` and the last
 //! four are pvlock's own (the kernel has neither a fair unlock, nor yielding waiters, nor a steal
 //! budget to run out of). The last four say where
 //! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
@@ -58,6 +60,7 @@ pub enum Event {
     PvKickNext,
     PvYieldWait,
     PvSpinYield,
+    PvLinkYield,
     PvSpinSkip,
     PvSpuriousWakeup,
     PvHashHops,
@@ -69,7 +72,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 21] = [
+    pub const ALL: [Event; 22] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
@@ -84,6 +87,7 @@ impl Event {
         Event::PvKickNext,
         Event::PvYieldWait,
         Event::PvSpinYield,
+        Event::PvLinkYield,
         Event::PvSpinSkip,
         Event::PvSpuriousWakeup,
         Event::PvHashHops,
@@ -110,6 +114,7 @@ impl Event {
             Event::PvKickNext => "pv_kick_next",
             Event::PvYieldWait => "pv_yield_wait",
             Event::PvSpinYield => "pv_spin_yield",
+            Event::PvLinkYield => "pv_link_yield",
             Event::PvSpinSkip => "pv_spin_skip",
             Event::PvSpuriousWakeup => "pv_spurious_wakeup",
             Event::PvHashHops => "pv_hash_hops",

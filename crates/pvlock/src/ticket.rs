@@ -219,7 +219,7 @@ impl<B: Backend> Ticket<B> {
             return true;
         }
         count(Event::PvWaitNode);
-        B::wait(me, &self.word, w | SLOW);
+        crate::load::blocked(|| B::wait(me, &self.word, w | SLOW));
         record.lock.store(0, Ordering::Relaxed);
         let served = head(self.word.load(Ordering::Acquire)) == mine;
         if !served {

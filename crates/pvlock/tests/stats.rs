@@ -129,7 +129,7 @@ fn few_threads_stealer_yields() {
     assert!(yields > 0, "a lone stealer did not yield");
 }
 
-/// With more threads contending for pvlock locks than CPUs (here: blocked on another lock),
+/// With more threads contending for pvlock locks than CPUs (here: hammering another lock),
 /// stealers only spin: the queue and its steal budget are in charge then. Once those threads
 /// stop contending the process is not crowded any more: a stealer yields again (a pool that
 /// contended once is not loaded forever).
@@ -137,30 +137,44 @@ fn few_threads_stealer_yields() {
 fn crowded_process_stealer_does_not_yield() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let extra = (cpus + 1).min(256);
-    let gate = pvlock::Mutex::new(());
-    let (done_tx, done_rx) = mpsc::channel();
+    // Four per CPU: the process stays crowded even while a few of them are preempted for a
+    // while (on a busy machine a thread may not run for longer than the two epochs).
+    let extra = (4 * cpus).min(256);
+    let busy = pvlock::Mutex::new(0u64);
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let yields = std::thread::scope(|s| {
-        let held = gate.lock();
-        for _ in 0..extra {
-            let (gate, done_tx) = (&gate, done_tx.clone());
-            s.spawn(move || {
-                drop(gate.lock());
-                done_tx.send(()).unwrap();
-            });
+        let hammers: Vec<_> = (0..extra)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        *busy.lock() += 1;
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        // Long enough for all of them to have contended and registered.
+        std::thread::sleep(Duration::from_millis(50));
+        // On a machine busy with other processes the hammering threads may all sleep in the
+        // queue for longer than two epochs, and then (rightly) not count: up to 5 tries, the
+        // first without a yield ends it.
+        let mut yields = 0;
+        for _ in 0..5 {
+            yields = with_spin_budget(LONG_SPIN, yields_behind_long_hold);
+            if yields == 0 {
+                break;
+            }
         }
-        // Long enough for all of them to spin out and queue behind `held`.
-        std::thread::sleep(Duration::from_millis(100));
-        let yields = with_spin_budget(LONG_SPIN, yields_behind_long_hold);
-        drop(held);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let total: u64 = hammers.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(*busy.lock(), total);
         yields
     });
-    for _ in 0..extra {
-        done_rx.recv().unwrap();
-    }
     assert_eq!(
         yields, 0,
-        "a stealer yielded with {extra} threads waiting on {cpus} CPUs"
+        "a stealer yielded with {extra} threads contending on {cpus} CPUs"
     );
     // The same threads contended, and are done: 20 ms later (two 10 ms epochs) they no longer
     // count, and a stealer yields again.

@@ -1,6 +1,6 @@
-//! The steal budget (`pvlock::steal`): while the process is crowded (at least as many threads
-//! queued as CPUs), a thread whose budget is spent never takes a `Queued` lock past the waiters
-//! already queued for it. (Own file: the budget and the crowding count are process-wide.)
+//! The steal budget: while the process is crowded (more threads contending for pvlock locks, or
+//! blocked in them, than CPUs), a thread whose budget is spent never takes a `Queued` lock past
+//! the waiters already queued for it. (Own file: the budget and the crowding count are process-wide.)
 
 #![cfg(not(loom))]
 

@@ -138,6 +138,8 @@ pub(crate) struct Backoff {
     step: u32,
     max_step: u32,
     yields: bool,
+    /// What a yield counts as (`stats`).
+    yield_event: crate::stats::Event,
     waited: u32,
 }
 
@@ -151,7 +153,17 @@ impl Backoff {
             step: 1,
             max_step: max_step.max(1),
             yields: yields && CAN_YIELD,
+            yield_event: crate::stats::Event::PvSpinYield,
             waited: 0,
+        }
+    }
+
+    /// The same spin, its yields counted as `e` instead of `pv_spin_yield`.
+    #[inline]
+    pub(crate) fn counting(self, e: crate::stats::Event) -> Backoff {
+        Backoff {
+            yield_event: e,
+            ..self
         }
     }
 
@@ -178,13 +190,19 @@ impl Backoff {
         self.waited = self.waited.wrapping_add(n);
         if self.step == self.max_step {
             if self.yields {
-                crate::stats::count(crate::stats::Event::PvSpinYield);
+                crate::stats::count(self.yield_event);
                 yield_now();
             }
         } else {
             self.step = (self.step * 2).min(self.max_step);
         }
         true
+    }
+
+    /// Whether the rounds now yield the CPU (the backoff has saturated and yields).
+    #[inline]
+    pub(crate) fn yielding(&self) -> bool {
+        self.yields && self.step == self.max_step
     }
 
     /// `PAUSE`s waited so far.

@@ -166,7 +166,8 @@ impl<B: Backend> Queued<B> {
 
         // Someone is queued behind us: wait for the link (it may still be on its way), then hand
         // over. Acquire: the successor's node initialisation happens before our writes to it.
-        let mut backoff = Backoff::unbounded(STEAL_BACKOFF_MAX, B::BLOCKING);
+        let mut backoff =
+            Backoff::unbounded(STEAL_BACKOFF_MAX, B::BLOCKING).counting(Event::PvLinkYield);
         let next = loop {
             let n = node.next.load(Ordering::Acquire);
             if n != 0 {

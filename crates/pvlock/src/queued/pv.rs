@@ -113,6 +113,12 @@ impl<B: Backend> Queued<B> {
             if !backoff.snooze() {
                 return Err(Event::PvQueuedSpin);
             }
+            if backoff.yielding() {
+                // A stealer that yields may spin for long with few slow-path entries: register
+                // it (at most once per epoch; the clock read is small beside the yield), or a
+                // process whose threads all spin yielding would never count as crowded.
+                me.seen.contend(true);
+            }
         }
     }
 
@@ -184,7 +190,7 @@ impl<B: Backend> Queued<B> {
                 if early {
                     count(Event::PvWaitEarly);
                 }
-                B::wait(me, &node.state, HALTED);
+                crate::load::blocked(|| B::wait(me, &node.state, HALTED));
             }
             // Back to RUNNING, unless `kick_node` made us HASHED: keep that, so that as head we
             // do not hash the lock a second time. Acquire (also on failure): pairs with the
@@ -358,7 +364,7 @@ impl<B: Backend> Queued<B> {
             }
             waits += 1;
             // Blocks while the word is unchanged and no kick is latched.
-            B::wait(me, &self.word, w);
+            crate::load::blocked(|| B::wait(me, &self.word, w));
             if !is_open(self.word.load(Ordering::Relaxed) & LOCKED_MASK) {
                 // Still held: spurious, or the lock was stolen after our kick.
                 count(Event::PvSpuriousWakeup);
