@@ -75,6 +75,8 @@ mod sync;
 
 pub mod backend;
 pub mod byte;
+#[cfg(feature = "std")]
+pub mod condvar;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod dynamic;
 pub mod queued;
@@ -160,5 +162,13 @@ pub use aliases::*;
 
 #[cfg(all(feature = "std", not(loom)))]
 pub use dynamic::{DynMutex, RawDynMutex};
+
+/// The recommended condition variable: [`CondvarWith`](condvar::CondvarWith) whose waiters block
+/// with the [`Auto`](backend::Auto) backend; it works with the guard of every `lock_api` mutex
+/// ([`Mutex`], [`TicketMutex`], [`ByteMutex`], [`DynMutex`], ...).
+#[cfg(all(feature = "std", not(loom)))]
+pub type Condvar = condvar::CondvarWith<backend::Auto>;
+#[cfg(feature = "std")]
+pub use condvar::WaitTimeoutResult;
 
 pub use lock_api;
