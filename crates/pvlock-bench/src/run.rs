@@ -132,6 +132,7 @@ fn lock_gate(ctl: &Ctl) -> std::sync::MutexGuard<'_, Gate> {
 /// 0.91-1.06x in per-run medians, with or without this attribute and `-align-loops=64`, while
 /// consecutive 200 ms cells of one lock varied 1.5x with the machine's speed.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn acquire_loop<W: Work>(
     w: &W,
     rng: &mut Rng,
