@@ -24,7 +24,7 @@
 //!
 //! A second word, the wait lock, is a `Queued<B>`: contended readers and writers queue on it, in
 //! order, spinning and then blocking as every `Queued` waiter does, kicked in turn. A third holds
-//! the sleeping wait-lock holder's slot.
+//! the sleeping wait-lock holder's slot, a fourth the number of writers in the slow path.
 //!
 //! # Transitions (readers, `W`, `L`; the parked bits below)
 //!
@@ -70,16 +70,23 @@
 //! passes it on as soon as it holds its read, so a run of readers queued behind a writer enter
 //! together once it leaves (reader batching).
 //!
-//! **Writer starvation is impossible by construction.** A writer that misses the fast path queues
-//! on the wait lock, which is released with `unlock_fair` on every path: with waiters queued the
-//! lock is handed to the queue head and never left free for a thread that has not queued, so the
-//! writer's turn comes after the finitely many waiters ahead of it, each of which holds the wait
-//! lock only until it gets the rwlock (a reader: until the writer inside leaves; a writer: until
-//! the readers inside leave, none of which can be replaced). At the head it sets `W`; from then on
-//! no reader and no writer can enter before it (the fast paths need `W` clear, recursive reads
-//! need a read that is already held), so it waits only for the readers inside, each of which
-//! leaves after its critical section. Only threads without a waiter slot (more than 1024 waiting
-//! at once) spin beside the queue, as on every `Queued` lock.
+//! **Writer starvation is impossible by construction.** A writer that misses the fast path counts
+//! itself in `writers` (SeqCst) and then queues on the wait lock. While the count is non-zero,
+//! every release of the wait lock is `unlock_fair`: with waiters queued the lock is handed to the
+//! queue head and never left free for a thread that has not queued (without writers in the slow
+//! path the release is a plain unlock, and a running reader may take the wait lock past queued
+//! readers: runs of readers then move without a hand-over each). A release can miss the count at
+//! most once per writer: a releaser whose SeqCst load misses the increment may release unfairly,
+//! but the thread that takes the wait lock from that release synchronizes with the writer's
+//! queueing (its tail exchange, in the release sequence the releasing RMW continues), so every
+//! later release sees the count. So the writer's turn comes after the finitely many waiters ahead
+//! of it plus at most one thread that took the lock past it, each of which holds the wait lock
+//! only until it gets the rwlock (a reader: until the writer inside leaves; a writer: until the
+//! readers inside leave, none of which can be replaced). At the head it sets `W`; from then on no
+//! reader and no writer can enter before it (the fast paths need `W` clear, recursive reads need
+//! a read that is already held), so it waits only for the readers inside, each of which leaves
+//! after its critical section. Only threads without a waiter slot (more than 1024 waiting at
+//! once) spin beside the queue, as on every `Queued` lock.
 //!
 //! # Timed locking (`lock_api::RawRwLockTimed`, blocking backends)
 //!
@@ -148,6 +155,9 @@ pub struct QueuedRwLock<B: Backend> {
     state: AtomicU32,
     /// Slot index + 1 of the sleeping wait-lock holder, while `PARKED_*` is set.
     parked: AtomicU32,
+    /// Writers in the slow path (queued on the wait lock or holding it): while there are any,
+    /// every release of the wait lock is fair ("No writer starvation").
+    writers: AtomicU32,
     wait: Queued<B>,
     _backend: PhantomData<fn() -> B>,
 }
@@ -184,6 +194,7 @@ impl<B: Backend> QueuedRwLock<B> {
             QueuedRwLock {
                 state: AtomicU32::new(0),
                 parked: AtomicU32::new(0),
+                writers: AtomicU32::new(0),
                 wait: Queued::new(),
                 _backend: PhantomData,
             }
@@ -258,8 +269,35 @@ impl<B: Backend> QueuedRwLock<B> {
         count(Event::RwReadSlowpath);
         self.wait.lock();
         self.read_queued();
-        // SAFETY: locked above, by us. Fair: see "no writer starvation".
-        unsafe { self.wait.unlock_fair() };
+        self.release_wait();
+    }
+
+    /// Releases the wait lock: fairly (to the queue head, no stealing) while a writer is in the
+    /// slow path, else as a plain unlock, so that runs of readers and writers move without a
+    /// hand-over each ("No writer starvation" in the module docs).
+    #[inline]
+    fn release_wait(&self) {
+        // SeqCst: pairs with the writer's SeqCst increment before it queues (module docs).
+        if self.writers.load(Ordering::SeqCst) != 0 {
+            // SAFETY: the caller holds the wait lock.
+            unsafe { self.wait.unlock_fair() };
+        } else {
+            // SAFETY: as above.
+            unsafe { self.wait.unlock() };
+        }
+    }
+
+    /// A writer enters the slow path: from now on the wait lock is released fairly.
+    #[inline]
+    fn writer_enters(&self) {
+        // SeqCst: ordered before our queueing on the wait lock (module docs).
+        self.writers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A writer leaves the slow path (before it releases the wait lock).
+    #[inline]
+    fn writer_leaves(&self) {
+        self.writers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// As the wait-lock holder: count ourselves in, wait for the writer to leave.
@@ -365,6 +403,7 @@ impl<B: Backend> QueuedRwLock<B> {
     #[inline(never)]
     fn write_slow(&self) {
         count(Event::RwWriteSlowpath);
+        self.writer_enters();
         self.wait.lock();
         if !self.try_write() {
             // Writer preference: from here no new reader gets in. Relaxed: WAITING orders nothing
@@ -372,8 +411,8 @@ impl<B: Backend> QueuedRwLock<B> {
             self.state.fetch_or(WAITING, Ordering::Relaxed);
             self.take_drained();
         }
-        // SAFETY: locked above, by us.
-        unsafe { self.wait.unlock_fair() };
+        self.writer_leaves();
+        self.release_wait();
     }
 
     /// As the wait-lock holder with `WAITING` set: wait for the readers (and a writer that got
@@ -456,8 +495,8 @@ impl<B: Backend> QueuedRwLock<B> {
                 Err(now) => s = now,
             }
         }
-        // SAFETY: locked above, by us.
-        unsafe { self.wait.unlock_fair() };
+        // Locked above, by us.
+        self.release_wait();
         if s & OVERFLOW != 0 {
             overflow();
         }
@@ -471,8 +510,8 @@ impl<B: Backend> QueuedRwLock<B> {
     pub unsafe fn read_upgradable_unlock(&self) {
         // Release: ends our read. Nobody sleeps for the readers: we hold the wait lock.
         self.state.fetch_sub(READER, Ordering::Release);
-        // SAFETY: the upgradable read holds the wait lock.
-        unsafe { self.wait.unlock_fair() };
+        // The upgradable read holds the wait lock.
+        self.release_wait();
     }
 
     /// Turns the upgradable read into the write lock, waiting for the other readers to leave.
@@ -484,8 +523,8 @@ impl<B: Backend> QueuedRwLock<B> {
         self.state
             .fetch_add(WAITING.wrapping_sub(READER), Ordering::Relaxed);
         self.take_drained();
-        // SAFETY: the upgradable read held the wait lock.
-        unsafe { self.wait.unlock_fair() };
+        // The upgradable read held the wait lock.
+        self.release_wait();
     }
 
     /// Turns the upgradable read into the write lock if no other reader holds the lock now.
@@ -499,8 +538,8 @@ impl<B: Backend> QueuedRwLock<B> {
             .compare_exchange(READER, WRITER, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
-            // SAFETY: the upgradable read held the wait lock.
-            unsafe { self.wait.unlock_fair() };
+            // The upgradable read held the wait lock.
+            self.release_wait();
             true
         } else {
             false
@@ -512,8 +551,8 @@ impl<B: Backend> QueuedRwLock<B> {
     /// # Safety
     /// An upgradable read must be held.
     pub unsafe fn downgrade_upgradable(&self) {
-        // SAFETY: the upgradable read holds the wait lock; the read stays.
-        unsafe { self.wait.unlock_fair() };
+        // The upgradable read holds the wait lock; the read stays.
+        self.release_wait();
     }
 
     // ---- the wait-lock holder's wait and its kick ----
@@ -644,8 +683,7 @@ impl<B: Backend> QueuedRwLock<B> {
                 (s & WRITER != 0).then(|| (s - READER) & !PARKED)
             }),
         };
-        // SAFETY: locked above, by us.
-        unsafe { self.wait.unlock_fair() };
+        self.release_wait();
         got
     }
 
@@ -662,7 +700,9 @@ impl<B: Backend> QueuedRwLock<B> {
             return true;
         }
         count(Event::RwWriteSlowpath);
+        self.writer_enters();
         if !self.wait.lock_until(deadline) {
+            self.writer_leaves();
             return false;
         }
         let got = self.try_write() || {
@@ -696,8 +736,8 @@ impl<B: Backend> QueuedRwLock<B> {
                 }
             }
         };
-        // SAFETY: locked above, by us.
-        unsafe { self.wait.unlock_fair() };
+        self.writer_leaves();
+        self.release_wait();
         got
     }
 

@@ -320,5 +320,5 @@ fn eight_threads_futex() {
 
 #[test]
 fn size() {
-    assert_eq!(core::mem::size_of::<QueuedRwLock<Spin>>(), 12);
+    assert_eq!(core::mem::size_of::<QueuedRwLock<Spin>>(), 16);
 }
