@@ -228,7 +228,7 @@ fn parse_threads(v: &str) -> Result<List<ThreadSpec>, String> {
 }
 
 /// `0`, `0-1`, `0,2-3`; every CPU must be in the current affinity set.
-fn parse_cpus(v: &str) -> Result<List<usize>, String> {
+pub fn parse_cpus(v: &str) -> Result<List<usize>, String> {
     let have = machine::affinity();
     let avail = || {
         have.iter()
@@ -368,7 +368,7 @@ fn scenario_threads(sc: &str, threads: Option<&[ThreadSpec]>, cpus: usize) -> Ve
 
 /// The progress bar on stderr, drawn only when stderr is a terminal. It is redrawn between
 /// cells only (no ticker thread that would wake up during a measurement).
-fn progress_bar(cells: usize) -> ProgressBar {
+pub fn progress_bar(cells: usize) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

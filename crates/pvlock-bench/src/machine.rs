@@ -40,6 +40,16 @@ pub struct Machine {
 
 impl Machine {
     pub fn describe(cpu_list: Vec<usize>, clock: &str) -> Machine {
+        Machine {
+            clock: clock.to_string(),
+            spin_ns_per_1k: spin_ns_per_1k(),
+            spin_budget_iterations: pvlock::tuning::spin_iterations(),
+            ..Machine::host(cpu_list)
+        }
+    }
+
+    /// The host alone: everything but the clock and pvlock's calibration (left empty).
+    pub fn host(cpu_list: Vec<usize>) -> Machine {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let field = |name: &str| {
             cpuinfo
@@ -63,10 +73,10 @@ impl Machine {
             hypervisor,
             available_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             date: utc_now(),
-            clock: clock.to_string(),
+            clock: String::new(),
             hostname: read("/proc/sys/kernel/hostname"),
-            spin_ns_per_1k: spin_ns_per_1k(),
-            spin_budget_iterations: pvlock::tuning::spin_iterations(),
+            spin_ns_per_1k: 0,
+            spin_budget_iterations: 0,
         }
     }
 }

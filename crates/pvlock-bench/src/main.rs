@@ -2,11 +2,14 @@
 //!
 //! * `pvlock bench`: the benchmark matrix of pvlock's locks against std, parking_lot and spin
 //!   under scenarios without and with oversubscription.
-//! * `pvlock report FILE.json...`: re-render tables and plots from `bench --json` files.
+//! * `pvlock guest`: the guest lab, pvlock's `no_std` locks as a guest kernel's spinlocks on
+//!   `/dev/kvm`, against the `spin` crate's locks and a test-and-set lock.
+//! * `pvlock report FILE.json...`: re-render tables and plots from `bench --json` and `guest
+//!   --json` files.
 //! * `pvlock torture`: the locktorture-style stress test.
 //!
 //! Every bad input ends with one line on stderr and exit code 2; a failure at run time with exit
-//! code 1.
+//! code 1; `pvlock guest` where there is no usable KVM with exit code 3.
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -16,6 +19,7 @@ use std::process::ExitCode;
 mod args;
 mod bench;
 mod files;
+mod guest;
 mod hist;
 mod locks;
 mod machine;
@@ -26,7 +30,8 @@ mod run;
 mod torture;
 mod workload;
 
-/// An error for the user: one line, and the exit code (2 = bad input, 1 = failure at run time).
+/// An error for the user: one line, and the exit code (2 = bad input, 1 = failure at run time,
+/// 3 = no usable KVM for `pvlock guest`).
 #[derive(Debug)]
 pub struct CliError {
     code: u8,
@@ -64,9 +69,18 @@ enum Cmd {
     /// scenario (--scenarios), workload (--workload) and thread count, peers and pvlock's locks
     /// in the same rounds. With no options: about one minute.
     Bench(bench::BenchArgs),
-    /// Re-print the tables and plots of `pvlock bench --json` files.
+    /// Run the guest lab: pvlock's no_std locks as a guest kernel's spinlocks, on /dev/kvm.
     ///
-    /// One file: its tables and summary as `pvlock bench` printed them. Several: side by side.
+    /// Runs a freestanding guest on N vCPUs (--vcpus), one host thread each, whose vCPUs contend
+    /// on one lock (--locks), one VM per lock; the pv locks wait by halting the vCPU and wake a
+    /// waiter by kicking its vCPU, both real VM exits. Measures throughput, fairness, exits per
+    /// acquisition and the share of vCPU time spent spinning, against the spin crate's locks and a
+    /// test-and-set lock in the same rounds. With no options: about one minute.
+    Guest(guest::GuestArgs),
+    /// Re-print the tables and plots of `pvlock bench --json` or `pvlock guest --json` files.
+    ///
+    /// One file: its tables and summary as `pvlock bench` or `pvlock guest` printed them.
+    /// Several of one kind: side by side.
     Report(report::ReportArgs),
     /// Stress-test every pvlock lock, in the manner of the kernel's locktorture.
     ///
@@ -85,6 +99,7 @@ fn command() -> clap::Command {
     Cli::command()
         .after_help(top_help())
         .mut_subcommand("bench", |c| c.after_help(bench::after_help()))
+        .mut_subcommand("guest", |c| c.after_help(guest::after_help()))
         .mut_subcommand("torture", |c| c.after_help(torture::after_help()))
 }
 
@@ -99,6 +114,7 @@ fn top_help() -> String {
          \x20 pvlock bench                                  the default matrix, about one minute\n\
          \x20 pvlock bench --threads 1,2,8x --locks pvlock,std,spin\n\
          \x20 pvlock bench --json run.json --plot run && pvlock report run.json\n\
+         \x20 pvlock guest                                  the guest lab on /dev/kvm, about one minute\n\
          \x20 pvlock torture --duration 2s\n\n\
          `pvlock help COMMAND` or `pvlock COMMAND --help` shows a command's options.",
         bench::suite_table(),
@@ -130,7 +146,7 @@ fn one_line(e: &clap::Error, cmd: &clap::Command, argv: &[OsString]) -> String {
     match e.kind() {
         ErrorKind::InvalidSubcommand => {
             format!(
-                "unknown command '{}'; commands: bench, report, torture, help",
+                "unknown command '{}'; commands: bench, guest, report, torture, help",
                 ctx(ContextKind::InvalidSubcommand),
             )
         }
@@ -205,6 +221,7 @@ fn main() -> ExitCode {
             Ok(0)
         }
         Some(Cmd::Bench(a)) => bench::main(a),
+        Some(Cmd::Guest(a)) => guest::main(a),
         Some(Cmd::Report(a)) => report::main(a),
         Some(Cmd::Torture(a)) => torture::main(a),
         Some(Cmd::Hog { parent }) => run::hog_main(parent.as_deref()),

@@ -1,5 +1,6 @@
 //! Plots: throughput vs threads (log scale) and fairness (min/max) vs threads, one line per lock,
-//! one row of two panels and a legend per workload. Drawn by plotters once as SVG and once into
+//! one row of two panels and a legend per workload; for the guest lab the same against vCPUs (its
+//! drain workload: drain time and spin share). Drawn by plotters once as SVG and once into
 //! an RGB bitmap that `png` encodes; the bitmap's text comes from the DejaVu Sans font embedded
 //! in the `dejavu` crate (no system fonts needed).
 //!
@@ -7,6 +8,7 @@
 //! `native` and would overlap it); short-lived cells get rows of their own.
 
 use crate::files;
+use crate::guest::output::GuestOutput;
 use crate::output::Output;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -58,30 +60,68 @@ struct Series {
     color: RGBColor,
     /// A later run of a multi-run report: dashed, square markers.
     later: bool,
-    /// (threads, ops/s, min/max)
+    /// (threads, left panel's value (log scale), right panel's value (0..1))
     pts: Vec<(f64, f64, f64)>,
 }
 
-/// What to draw: the title and, per workload, its series.
+/// A row of two panels: (caption, y axis) of each.
+struct Row {
+    left: (String, &'static str),
+    right: (String, &'static str),
+    series: Vec<Series>,
+}
+
+impl Row {
+    fn throughput(name: String, series: Vec<Series>, per: &str) -> Row {
+        Row {
+            left: (
+                format!("Throughput [{name}] (log scale)"),
+                "acquisitions / s",
+            ),
+            right: (
+                format!("Fairness [{name}]"),
+                if per == "vCPU" {
+                    "min/max per vCPU"
+                } else {
+                    "min/max per thread"
+                },
+            ),
+            series,
+        }
+    }
+}
+
+/// What to draw: the title, the x axis and the rows.
 struct Scene {
     title: String,
-    cpus: usize,
-    rows: Vec<(String, Vec<Series>)>,
+    x_desc: String,
+    rows: Vec<Row>,
 }
 
 /// Writes the plots of `runs` (label, document); returns the SVG and PNG paths.
 pub fn write(p: &Path, runs: &[(String, &Output)]) -> Result<(PathBuf, PathBuf), String> {
-    let scene = scene(runs)?;
+    write_scene(p, &scene(runs)?)
+}
+
+/// Writes the plots of guest lab `runs` (label, document); returns the SVG and PNG paths.
+pub fn write_guest(
+    p: &Path,
+    runs: &[(String, &GuestOutput)],
+) -> Result<(PathBuf, PathBuf), String> {
+    write_scene(p, &guest_scene(runs)?)
+}
+
+fn write_scene(p: &Path, scene: &Scene) -> Result<(PathBuf, PathBuf), String> {
     let h = TITLE_H + ROW_H * scene.rows.len() as u32;
     let (svg_path, png_path) = paths(p);
     register_fonts()?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, h)).into_drawing_area();
-        draw(&root, &scene).map_err(|e| format!("SVG plot: {e}"))?;
+        draw(&root, scene).map_err(|e| format!("SVG plot: {e}"))?;
         root.present().map_err(|e| format!("SVG plot: {e}"))?;
     }
-    let png = png(&scene, h)?;
+    let png = png(scene, h)?;
     let created = files::write_output(&svg_path, svg.as_bytes())?;
     files::write_output(&png_path, &png).inspect_err(|_| {
         if created {
@@ -190,11 +230,102 @@ fn scene(runs: &[(String, &Output)]) -> Result<Scene, String> {
                 });
             }
         }
-        rows.push((wl, series));
+        rows.push(Row::throughput(wl, series, "thread"));
     }
     Ok(Scene {
         title,
-        cpus: m.cpus,
+        x_desc: format!("threads (on {} CPUs)", m.cpus),
+        rows,
+    })
+}
+
+fn guest_scene(runs: &[(String, &GuestOutput)]) -> Result<Scene, String> {
+    let mut workloads: Vec<String> = Vec::new();
+    let mut locks: Vec<String> = Vec::new();
+    for (_, d) in runs {
+        for r in &d.results {
+            if !workloads.contains(&r.workload) {
+                workloads.push(r.workload.clone());
+            }
+            if !locks.contains(&r.lock) {
+                locks.push(r.lock.clone());
+            }
+        }
+    }
+    if workloads.is_empty() {
+        return Err("nothing to plot: no results".into());
+    }
+    let h = &runs[0].1.host;
+    let title = match runs {
+        [_] => format!(
+            "pvlock guest: vCPUs on {} CPUs{}, {}",
+            h.cpus,
+            if h.hypervisor { " (VM)" } else { "" },
+            h.date
+        ),
+        _ => format!(
+            "pvlock guest: {} runs, dashed/square = later runs",
+            runs.len()
+        ),
+    };
+    let mut rows = Vec::new();
+    for wl in workloads {
+        let drain = wl == "drain";
+        let mut series = Vec::new();
+        for (ri, (label, d)) in runs.iter().enumerate() {
+            for (li, lock) in locks.iter().enumerate() {
+                let mut pts: Vec<(f64, f64, f64)> = d
+                    .results
+                    .iter()
+                    .filter(|r| r.workload == wl && &r.lock == lock)
+                    .map(|r| {
+                        if drain {
+                            (
+                                r.vcpus as f64,
+                                r.drain_us.unwrap_or(0.0) / 1e3,
+                                r.spin_share,
+                            )
+                        } else {
+                            (r.vcpus as f64, r.acq_per_sec, r.min_max)
+                        }
+                    })
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                pts.dedup_by(|a, b| a.0 == b.0);
+                series.push(Series {
+                    name: if label.is_empty() {
+                        lock.clone()
+                    } else {
+                        format!("{lock} {label}")
+                    },
+                    color: PALETTE[li % PALETTE.len()],
+                    later: ri > 0,
+                    pts,
+                });
+            }
+        }
+        rows.push(if drain {
+            Row {
+                left: (
+                    "Drain time [drain] (log scale)".to_string(),
+                    "ms until every waiter had the lock",
+                ),
+                right: (
+                    "Spin share [drain]".to_string(),
+                    "vCPU time spinning in lock()",
+                ),
+                series,
+            }
+        } else {
+            Row::throughput(wl, series, "vCPU")
+        });
+    }
+    Ok(Scene {
+        title,
+        x_desc: format!("vCPUs (on {} CPUs)", h.cpus),
         rows,
     })
 }
@@ -213,12 +344,12 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scene: &Scene) -> Dra
         (W as i32 / 2, TITLE_H as i32 / 2),
     )?;
     let rows = body.split_evenly((scene.rows.len(), 1));
-    for ((wl, series), area) in scene.rows.iter().zip(rows.iter()) {
+    for (row, area) in scene.rows.iter().zip(rows.iter()) {
         let (left, rest) = area.split_horizontally(590);
         let (right, legend) = rest.split_horizontally(590);
-        throughput_panel(&left, wl, series, scene.cpus)?;
-        fairness_panel(&right, wl, series, scene.cpus)?;
-        draw_legend(&legend, series)?;
+        log_panel(&left, row, &scene.x_desc)?;
+        share_panel(&right, row, &scene.x_desc)?;
+        draw_legend(&legend, &row.series)?;
     }
     Ok(())
 }
@@ -261,12 +392,13 @@ fn line_style(s: &Series) -> ShapeStyle {
     s.color.stroke_width(3)
 }
 
-fn throughput_panel<DB: DrawingBackend>(
+/// The left panel: the row's first value on a log scale.
+fn log_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    wl: &str,
-    series: &[Series],
-    cpus: usize,
+    row: &Row,
+    x_desc: &str,
 ) -> DrawResult<DB> {
+    let series = &row.series;
     let (ticks, xr) = x_axis(series);
     let ys: Vec<f64> = series
         .iter()
@@ -283,10 +415,7 @@ fn throughput_panel<DB: DrawingBackend>(
     };
     let yticks: Vec<f64> = (lo..=hi).map(|e| 10f64.powi(e)).collect();
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!("Throughput [{wl}] (log scale)"),
-            (FONT, 18).into_font(),
-        )
+        .caption(&row.left.0, (FONT, 18).into_font())
         .margin(10)
         .x_label_area_size(50)
         .y_label_area_size(80)
@@ -298,8 +427,8 @@ fn throughput_panel<DB: DrawingBackend>(
         )?;
     chart
         .configure_mesh()
-        .x_desc(format!("threads (on {cpus} CPUs)"))
-        .y_desc("acquisitions / s")
+        .x_desc(x_desc)
+        .y_desc(row.left.1)
         .x_label_formatter(&threads_label)
         .y_label_formatter(&pow10)
         .label_style((FONT, 14))
@@ -313,23 +442,24 @@ fn throughput_panel<DB: DrawingBackend>(
     Ok(())
 }
 
-fn fairness_panel<DB: DrawingBackend>(
+/// The right panel: the row's second value, from 0 to 1.
+fn share_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    wl: &str,
-    series: &[Series],
-    cpus: usize,
+    row: &Row,
+    x_desc: &str,
 ) -> DrawResult<DB> {
+    let series = &row.series;
     let (ticks, xr) = x_axis(series);
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("Fairness [{wl}]"), (FONT, 18).into_font())
+        .caption(&row.right.0, (FONT, 18).into_font())
         .margin(10)
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(xr.log_scale().base(2.0).with_key_points(ticks), 0f64..1.0)?;
     chart
         .configure_mesh()
-        .x_desc(format!("threads (on {cpus} CPUs)"))
-        .y_desc("min/max per thread")
+        .x_desc(x_desc)
+        .y_desc(row.right.1)
         .x_label_formatter(&threads_label)
         .y_labels(6)
         .y_label_formatter(&|y| format!("{y:.1}"))

@@ -1,6 +1,8 @@
 //! `pvlock report FILE.json [FILE2.json ...] [--plot PATH]`: re-prints the tables of one
-//! `bench --json` file, or several side by side, and draws their plots.
+//! `bench --json` or `guest --json` file, or several of one kind side by side, and draws their
+//! plots. A guest file says so in its `format` field; any other is read as a bench file.
 
+use crate::guest::output::{self as guest, GuestOutput};
 use crate::output::{key, print_report, si, Output, Record};
 use crate::{files, plot, CliError};
 use std::io::Write;
@@ -11,10 +13,12 @@ use std::path::PathBuf;
 #[command(after_help = "Examples:
   pvlock report run.json                         the tables of one run again
   pvlock report before.json after.json           two runs side by side
-  pvlock report run.json --plot run              the plots again: run.svg and run.png")]
+  pvlock report run.json --plot run              the plots again: run.svg and run.png
+  pvlock report guest.json                       a `pvlock guest --json` file's tables again")]
 pub struct ReportArgs {
-    /// JSON files written by `pvlock bench --json` (any version). One file: its tables and
-    /// summary again. Two or more: throughput and fairness side by side.
+    /// JSON files written by `pvlock bench --json` (any version) or `pvlock guest --json`. One
+    /// file: its tables and summary again. Two or more of one kind: throughput and fairness side
+    /// by side.
     #[arg(value_name = "FILE.json", required = true)]
     pub files: Vec<PathBuf>,
     /// Also write the plots of these files to PATH.svg and PATH.png (PATH may end in .svg or
@@ -93,19 +97,56 @@ fn print_side_by_side(w: &mut impl Write, docs: &[(String, Output)]) -> std::io:
     Ok(())
 }
 
-pub fn main(a: ReportArgs) -> Result<u8, CliError> {
-    let mut docs = Vec::new();
-    for f in &a.files {
-        let name = f.display().to_string();
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| CliError::usage(format!("report: cannot read {name:?}: {e}")))?;
-        let doc: Output = serde_json::from_str(&text).map_err(|e| {
+/// One input file, of either kind.
+enum Doc {
+    Bench(Output),
+    Guest(GuestOutput),
+}
+
+fn read(f: &std::path::Path) -> Result<(String, Doc), CliError> {
+    let name = f.display().to_string();
+    let text = std::fs::read_to_string(f)
+        .map_err(|e| CliError::usage(format!("report: cannot read {name:?}: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        CliError::usage(format!(
+            "report: {name:?} is not a pvlock bench or guest JSON file: {e}"
+        ))
+    })?;
+    let doc = if value.get("format").and_then(|f| f.as_str()) == Some(guest::FORMAT) {
+        Doc::Guest(serde_json::from_value(value).map_err(|e| {
+            CliError::usage(format!(
+                "report: {name:?} is not a pvlock guest JSON file: {e}"
+            ))
+        })?)
+    } else {
+        Doc::Bench(serde_json::from_value(value).map_err(|e| {
             CliError::usage(format!(
                 "report: {name:?} is not a pvlock bench JSON file: {e}"
             ))
-        })?;
-        docs.push((name, doc));
+        })?)
+    };
+    Ok((name, doc))
+}
+
+pub fn main(a: ReportArgs) -> Result<u8, CliError> {
+    let mut benches = Vec::new();
+    let mut guests = Vec::new();
+    for f in &a.files {
+        match read(f)? {
+            (name, Doc::Bench(d)) => benches.push((name, d)),
+            (name, Doc::Guest(d)) => guests.push((name, d)),
+        }
     }
+    if !benches.is_empty() && !guests.is_empty() {
+        return Err(CliError::usage(format!(
+            "report: {:?} is a guest lab file and {:?} a bench file: report each kind on its own",
+            guests[0].0, benches[0].0
+        )));
+    }
+    if !guests.is_empty() {
+        return main_guest(&guests, a.plot.as_deref());
+    }
+    let docs = benches;
     let mut out = std::io::stdout().lock();
     let _ = if docs.len() == 1 {
         print_report(&mut out, &docs[0].1)
@@ -122,6 +163,36 @@ pub fn main(a: ReportArgs) -> Result<u8, CliError> {
                 .collect()
         };
         let (svg, png) = plot::write(&p, &labelled).map_err(CliError::runtime)?;
+        let _ = writeln!(
+            out,
+            "Plots written to {} and {}",
+            svg.display(),
+            png.display()
+        );
+    }
+    Ok(0)
+}
+
+fn main_guest(
+    docs: &[(String, GuestOutput)],
+    plot: Option<&std::path::Path>,
+) -> Result<u8, CliError> {
+    let mut out = std::io::stdout().lock();
+    let _ = if docs.len() == 1 {
+        guest::print_report(&mut out, &docs[0].1)
+    } else {
+        guest::print_side_by_side(&mut out, docs)
+    };
+    if let Some(p) = plot {
+        let labelled: Vec<(String, &GuestOutput)> = if docs.len() == 1 {
+            vec![(String::new(), &docs[0].1)]
+        } else {
+            docs.iter()
+                .enumerate()
+                .map(|(i, d)| (format!("[{}]", i + 1), &d.1))
+                .collect()
+        };
+        let (svg, png) = plot::write_guest(p, &labelled).map_err(CliError::runtime)?;
         let _ = writeln!(
             out,
             "Plots written to {} and {}",

@@ -97,7 +97,7 @@ fn unwritable_output_leaves_nothing() {
     std::fs::write(&junk, "{not json").unwrap();
     bad(
         &["report", junk.to_str().unwrap()],
-        &["not a pvlock bench JSON"],
+        &["not a pvlock bench or guest JSON"],
     );
     let left: Vec<_> = std::fs::read_dir(&d)
         .unwrap()

@@ -1,18 +1,21 @@
 //! Shows that with the `Spin` backend every paravirt branch compiles away: `Ticket<Spin>` against
-//! a plain ticket lock written without the backend trait, same word layout.
+//! a plain ticket lock written without the backend trait, same word layout, and `Queued<Spin>`'s
+//! fast paths against a plain lock with the same word operations (CAS 0 -> 1, `fetch_sub(1)`).
 //!
 //! ```sh
 //! cargo run --release -p pvlock --example spin_codegen      # ns per uncontended lock+unlock
 //! valgrind --tool=callgrind target/release/examples/spin_codegen 2>&1 | grep refs  # instructions
 //! ```
 //! Inspect the code with `cargo rustc --release -p pvlock --example spin_codegen -- --emit asm`
-//! and compare `pv_ticket_cycle` with `plain_ticket_cycle`.
+//! and compare `pv_ticket_cycle` with `plain_ticket_cycle`, `queued_spin_cycle` with
+//! `plain_cas_cycle`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use pvlock::backend::{Futex, Spin};
+use pvlock::queued::Queued;
 use pvlock::ticket::Ticket;
 
 /// The same 15-bit ticket lock as `Ticket`, written by hand with no backend and no pv path.
@@ -36,6 +39,46 @@ impl PlainTicket {
             self.0.fetch_add(2, Ordering::Release);
         }
     }
+}
+
+/// `Queued`'s uncontended word operations, by hand: CAS 0 -> 1, then `fetch_sub(1)`.
+struct PlainCas(AtomicU32);
+
+impl PlainCas {
+    #[inline]
+    fn lock(&self) {
+        while self
+            .0
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+    }
+    #[inline]
+    fn unlock(&self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+#[inline(never)]
+fn plain_cas_cycle(l: &PlainCas) {
+    l.lock();
+    l.unlock();
+}
+
+#[inline(never)]
+fn queued_spin_cycle(l: &Queued<Spin>) {
+    l.lock();
+    // SAFETY: locked just above.
+    unsafe { l.unlock() };
+}
+
+#[inline(never)]
+fn queued_futex_cycle(l: &Queued<Futex>) {
+    l.lock();
+    // SAFETY: locked just above.
+    unsafe { l.unlock() };
 }
 
 #[inline(never)]
@@ -84,5 +127,15 @@ fn main() {
     time("Ticket<Spin>", n, || pv_ticket_cycle(black_box(&spin)));
     time("Ticket<Futex> (pv unlock)", n, || {
         futex_ticket_cycle(black_box(&futex))
+    });
+    let plain = PlainCas(AtomicU32::new(0));
+    let spin = Queued::<Spin>::new();
+    let futex = Queued::<Futex>::new();
+    time("plain CAS lock (no trait)", n, || {
+        plain_cas_cycle(black_box(&plain))
+    });
+    time("Queued<Spin>", n, || queued_spin_cycle(black_box(&spin)));
+    time("Queued<Futex> (pv unlock)", n, || {
+        queued_futex_cycle(black_box(&futex))
     });
 }

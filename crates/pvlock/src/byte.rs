@@ -113,7 +113,6 @@
 use core::marker::PhantomData;
 
 use crate::backend::Backend;
-use crate::load::Waiting;
 use crate::policy::Policy;
 use crate::slot;
 use crate::stats::{count, Event};
@@ -215,14 +214,14 @@ impl<B: Backend> Byte<B> {
             }
             return;
         }
-        // From our first registration until we hold the lock we wait in earnest (the load).
-        let mut waiting = None;
+        if let Some(me) = B::current() {
+            me.seen.contend(false);
+        }
         loop {
             if self.spin() {
                 return;
             }
             // Spin spent.
-            waiting.get_or_insert_with(Waiting::start);
             if self.wait_pv() {
                 return;
             }
@@ -254,6 +253,7 @@ impl<B: Backend> Byte<B> {
             spin_loop();
             return false;
         };
+        me.seen.contend(true);
         // Relaxed: the Release of the registering RMW below publishes it to the unlocker whose
         // RMW reads the word (acquire, through the release sequence of RMWs).
         me.record.lock.store(self.addr(), Ordering::Relaxed);
@@ -377,7 +377,11 @@ impl<B: Backend> Byte<B> {
     #[inline(never)]
     fn lock_until_slow(&self, deadline: &Deadline) -> bool {
         count(Event::LockSlowpath);
-        let mut waiting = None;
+        if B::BLOCKING {
+            if let Some(me) = B::current() {
+                me.seen.contend(false);
+            }
+        }
         loop {
             // The policy's spin (none while crowded; natively unbounded but for the clock).
             let mut spin = if B::BLOCKING {
@@ -403,7 +407,6 @@ impl<B: Backend> Byte<B> {
                 count(Event::TimedOut);
                 return false;
             }
-            waiting.get_or_insert_with(Waiting::start);
             match self.wait_pv_until(deadline) {
                 Some(got) => {
                     if !got {
@@ -426,6 +429,7 @@ impl<B: Backend> Byte<B> {
             spin_loop();
             return None;
         };
+        me.seen.contend(true);
         // Relaxed: published by the registering RMW (as in `wait_pv`).
         me.record.lock.store(self.addr(), Ordering::Relaxed);
         // Release: as in `wait_pv`.

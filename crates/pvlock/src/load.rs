@@ -1,20 +1,33 @@
-//! How loaded the process is: threads waiting for pvlock locks against the CPUs it may use.
+//! How loaded the process is: threads contending for pvlock locks against the CPUs it may use.
 //!
-//! One counter, [`Waiting`], counts the threads that are waiting in earnest now: queued in a
-//! `Queued` lock (from joining the queue to taking the lock as its head), or past their spin in
-//! a `Ticket` or `Byte` slow path. A thread that only spins briefly at slow-path entry is not
-//! counted (the common case with threads <= CPUs, which must stay cheap), nor is one that has
-//! waited before but does not wait now: a thread pool that contended once is not loaded forever.
+//! A *contender* is a thread that has entered a pvlock slow path (the lock was not free) within
+//! the last one or two epochs of [`EPOCH_NS`](crate::tuning::EPOCH_NS) (10 ms). Contenders are
+//! the threads that keep asking for CPU time to make progress on pvlock locks, whether they spin,
+//! sleep in a queue, hold a lock or run between acquisitions; when there are more of them than
+//! CPUs, some are always preempted, and spinning for one of them is wasted. A thread that stops
+//! contending stops counting within two epochs: a thread pool that contended once is not loaded
+//! forever. (Counting only the threads queued at this instant undercounts: with 16 threads on
+//! 2 CPUs most are running or preempted between acquisitions at any moment, not queued.)
+//!
+//! A thread registers itself ([`Seen::contend`]) when it joins a queue or blocks, and on every
+//! 32nd slow-path entry otherwise, so that the clock is read rarely on a path that threads <= CPUs
+//! take all the time. Each thread registers at most once per epoch: one shared RMW per thread per
+//! 10 ms. Without `std` there is no clock and no CPU count: nothing is ever crowded.
 //!
 //! The lock code takes a [`Load`] snapshot when it enters a slow path and again after each
 //! wake-up, and hands it by value to the policy ([`crate::policy`]), which makes every decision
 //! from that one snapshot.
 
+// The counts are heuristics: no decision they feed affects correctness. Under loom they are kept
+// out of the model (plain atomics, per test thread: a model's threads all run on its test's
+// thread), so that they add no interleavings while the policy still reads them.
+use core::sync::atomic::{AtomicU32, Ordering};
+
 /// One reading of how loaded the process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Load {
-    /// Threads waiting in earnest for pvlock locks now (module docs).
-    pub(crate) waiting: usize,
+    /// Threads that contended for pvlock locks in the last one or two epochs (module docs).
+    pub(crate) contenders: u32,
     /// CPUs this process may use; `None` where pvlock cannot tell (without `std`).
     pub(crate) cpus: Option<usize>,
 }
@@ -24,81 +37,194 @@ impl Load {
     #[inline]
     pub(crate) fn now() -> Load {
         Load {
-            // Relaxed: a heuristic; a stale count only makes one decision a little off.
-            waiting: with_counter(|c| c.load(Ordering::Relaxed)),
+            contenders: with_epochs(Epochs::contenders),
             cpus: crate::sync::cpus(),
         }
     }
 
-    /// At least as many threads wait as there are CPUs: not every waiter can run, so a thread
-    /// that joins a queue may wait for sleeping threads ahead of it, and a waiter that spins
-    /// takes a CPU from one that could make progress. `false` where the CPU count is unknown
-    /// (without `std`: a guest kernel's waiters are its CPUs, each one running).
+    /// More threads contend than there are CPUs: not every contender can run, so a thread that
+    /// joins a queue may wait for sleeping threads ahead of it, and a waiter that spins takes a
+    /// CPU from one that could make progress. `false` where the CPU count is unknown (without
+    /// `std`: a guest kernel's waiters are its CPUs, each one running).
     #[inline]
     pub(crate) fn crowded(self) -> bool {
-        self.cpus.is_some_and(|c| self.waiting >= c)
+        self.cpus.is_some_and(|c| self.contenders as usize > c)
     }
 }
 
-// The counter is a heuristic: no decision it feeds affects correctness. Under loom it is kept
-// out of the model (a plain atomic per test thread; a model's threads all run on its test's
-// thread), so that it adds no interleavings while the policy still reads it.
-use core::sync::atomic::{AtomicUsize, Ordering};
+/// A thread's registration as a contender: the part of its slot that this module owns. Only
+/// the slot's own thread writes it.
+pub(crate) struct Seen {
+    /// The epoch it last registered in (0 = none).
+    epoch: AtomicU32,
+    /// Slow-path entries since it last read the clock.
+    entries: AtomicU32,
+}
+
+impl Seen {
+    pub(crate) const fn new() -> Seen {
+        Seen {
+            epoch: AtomicU32::new(0),
+            entries: AtomicU32::new(0),
+        }
+    }
+
+    /// The thread enters a slow path (`always`: it is about to queue or block); registers it as
+    /// a contender in the current epoch, reading the clock only every 32nd time unless `always`.
+    #[inline]
+    pub(crate) fn contend(&self, always: bool) {
+        // Relaxed: only the owner thread touches its registration.
+        let n = self.entries.load(Ordering::Relaxed).wrapping_add(1);
+        if !always && n % 32 != 0 {
+            self.entries.store(n, Ordering::Relaxed);
+            return;
+        }
+        self.entries.store(0, Ordering::Relaxed);
+        if let Some(e) = epoch_now() {
+            if self.epoch.load(Ordering::Relaxed) != e {
+                self.epoch.store(e, Ordering::Relaxed);
+                with_epochs(|ep| ep.register(e));
+            }
+        }
+    }
+
+    /// The slot is given back: the next thread starts unregistered.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn reset(&self) {
+        self.epoch.store(0, Ordering::Relaxed);
+        self.entries.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The current epoch (1, 2, ...: one per `EPOCH_NS` since the process first asked), or `None`
+/// without a clock.
+#[cfg(all(feature = "std", not(loom)))]
+fn epoch_now() -> Option<u32> {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let ns = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos();
+    Some((ns / u128::from(crate::tuning::EPOCH_NS)) as u32 + 1)
+}
+
+/// Without `std`: no clock.
+#[cfg(all(not(feature = "std"), not(loom)))]
+fn epoch_now() -> Option<u32> {
+    None
+}
+
+/// Under loom: one epoch for the whole model.
+#[cfg(loom)]
+fn epoch_now() -> Option<u32> {
+    Some(1)
+}
+
+/// Contenders per epoch: the current epoch's and the previous one's counts, by epoch parity.
+struct Epochs {
+    current: AtomicU32,
+    counts: [AtomicU32; 2],
+}
+
+impl Epochs {
+    const fn new() -> Epochs {
+        Epochs {
+            current: AtomicU32::new(0),
+            counts: [AtomicU32::new(0), AtomicU32::new(0)],
+        }
+    }
+
+    /// A thread contends in epoch `e`. The first thread to see a new epoch starts its count.
+    /// Relaxed throughout: heuristic counts; a lost or doubled registration makes one decision a
+    /// little off for one epoch.
+    fn register(&self, e: u32) {
+        let cur = self.current.load(Ordering::Relaxed);
+        if e > cur
+            && self
+                .current
+                .compare_exchange(cur, e, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.counts[(e & 1) as usize].store(0, Ordering::Relaxed);
+            if e > cur + 1 {
+                // The previous epoch passed without anyone: nobody contended in it.
+                self.counts[((e + 1) & 1) as usize].store(0, Ordering::Relaxed);
+            }
+        }
+        self.counts[(e & 1) as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Threads that contended in the current or the previous epoch (the larger count: a thread
+    /// that contends all the time is in both).
+    fn contenders(&self) -> u32 {
+        let a = self.counts[0].load(Ordering::Relaxed);
+        let b = self.counts[1].load(Ordering::Relaxed);
+        a.max(b)
+    }
+}
 
 #[cfg(not(loom))]
 #[inline(always)]
-fn with_counter<R>(f: impl FnOnce(&AtomicUsize) -> R) -> R {
-    static WAITING: AtomicUsize = AtomicUsize::new(0);
-    f(&WAITING)
+fn with_epochs<R>(f: impl FnOnce(&Epochs) -> R) -> R {
+    static EPOCHS: Epochs = Epochs::new();
+    f(&EPOCHS)
 }
 
 #[cfg(loom)]
-fn with_counter<R>(f: impl FnOnce(&AtomicUsize) -> R) -> R {
+fn with_epochs<R>(f: impl FnOnce(&Epochs) -> R) -> R {
     std::thread_local! {
-        static WAITING: AtomicUsize = const { AtomicUsize::new(0) };
+        static EPOCHS: Epochs = const { Epochs::new() };
     }
-    WAITING.with(f)
+    EPOCHS.with(f)
 }
 
-/// A thread waiting in earnest: counted from [`Waiting::start`] until dropped.
-#[must_use = "the thread counts as waiting only while this is alive"]
-pub(crate) struct Waiting(());
-
-impl Waiting {
-    /// Counts the calling thread as waiting.
-    #[inline]
-    pub(crate) fn start() -> Waiting {
-        // Relaxed: a heuristic count, read by `Load::now`.
-        with_counter(|c| c.fetch_add(1, Ordering::Relaxed));
-        Waiting(())
-    }
+/// Under loom: a fresh count for each execution of a model.
+#[cfg(loom)]
+pub(crate) fn reset_for_model() {
+    with_epochs(|e| {
+        e.current.store(0, Ordering::Relaxed);
+        e.counts.iter().for_each(|c| c.store(0, Ordering::Relaxed));
+    });
 }
 
-impl Drop for Waiting {
-    #[inline]
-    fn drop(&mut self) {
-        with_counter(|c| c.fetch_sub(1, Ordering::Relaxed));
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
-    use super::Load;
+    use super::*;
 
     #[test]
-    fn crowded_when_waiters_fill_the_known_cpus() {
-        for waiting in 0..6 {
+    fn crowded_when_contenders_outnumber_the_known_cpus() {
+        for contenders in 0..6 {
             let l = Load {
-                waiting,
+                contenders,
                 cpus: Some(3),
             };
-            assert_eq!(l.crowded(), waiting >= 3);
+            assert_eq!(l.crowded(), contenders > 3);
         }
         // Unknown CPUs (no `std`): never crowded, whatever the count.
         let l = Load {
-            waiting: 7,
+            contenders: 7,
             cpus: None,
         };
         assert!(!l.crowded());
+    }
+
+    #[test]
+    fn contenders_of_two_epochs_count_and_older_ones_drop_out() {
+        let ep = Epochs::new();
+        for _ in 0..5 {
+            ep.register(1);
+        }
+        assert_eq!(ep.contenders(), 5);
+        // Two of them go on into epoch 2: the previous epoch still counts.
+        ep.register(2);
+        ep.register(2);
+        assert_eq!(ep.contenders(), 5);
+        // In epoch 3 only those two are seen: the three that stopped in epoch 1 are gone.
+        ep.register(3);
+        ep.register(3);
+        assert_eq!(ep.contenders(), 2);
+        // After a quiet spell (epoch 9), only the newcomer counts.
+        ep.register(9);
+        assert_eq!(ep.contenders(), 1);
     }
 }

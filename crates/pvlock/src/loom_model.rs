@@ -157,6 +157,7 @@ impl Model {
         }
         let m = self;
         builder.check(move || {
+            crate::load::reset_for_model();
             let s = Arc::new(Shared {
                 lock: new(),
                 counter: UnsafeCell::new(0),
@@ -230,6 +231,7 @@ impl Model {
         }
         let threads = self.threads;
         builder.check(move || {
+            crate::load::reset_for_model();
             let state = Arc::new(setup());
             let slots: std::vec::Vec<&'static Slot> = (0..threads)
                 .map(|_| crate::slot::claim().expect("loom slot table too small"))

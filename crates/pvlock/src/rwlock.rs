@@ -113,7 +113,6 @@
 use core::marker::PhantomData;
 
 use crate::backend::Backend;
-use crate::load::Waiting;
 use crate::policy::{Backoff, Policy};
 use crate::queued::Queued;
 use crate::slot;
@@ -585,7 +584,8 @@ impl<B: Backend> QueuedRwLock<B> {
         let Some(me) = B::current() else {
             return self.poll_for(ready, deadline);
         };
-        let _waiting = Waiting::start();
+        // About to sleep: a contender (the policy's load).
+        me.seen.contend(true);
         loop {
             // Acquire: as above.
             let mut s = self.state.load(Ordering::Acquire);

@@ -7,7 +7,8 @@
 //! be pinned to a CPU, so pvlock keeps them per *thread*, in a fixed, pre-allocated table of
 //! [`MAX_SLOTS`] cache-line-aligned [`Slot`]s. Each part of a slot belongs to the module that uses
 //! it: [`Node`] to `queued`, [`Record`] here (`Ticket`, `Byte`, timed `Queued` waiters),
-//! [`Account`] to the policy, [`CvLink`] to `condvar`, [`Latch`] to the backends.
+//! [`Account`] to the policy, [`Seen`] to the load count, [`CvLink`] to `condvar`, [`Latch`] to
+//! the backends.
 //!
 //! * A thread claims a slot the first time it has to wait (never on the fast path), keeps it while
 //!   it lives and gives it back when it exits, so slots are recycled.
@@ -36,6 +37,7 @@
 //! ```
 
 use crate::backend::latch::Latch;
+use crate::load::Seen;
 use crate::policy::steal::Account;
 use crate::queued::node::Node;
 use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -76,6 +78,7 @@ pub struct Slot {
     pub(crate) node: Node,
     pub(crate) record: Record,
     pub(crate) account: Account,
+    pub(crate) seen: Seen,
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) cv: CvLink,
     // Without `std` only a backend of the user's own blocks, on whatever it likes.
@@ -90,6 +93,7 @@ impl Slot {
                 node: Node::new(),
                 record: Record { lock: AtomicUsize::new(0), want: AtomicU32::new(0) },
                 account: Account::new(),
+                seen: Seen::new(),
                 cv: CvLink { next: AtomicU32::new(0), state: AtomicU32::new(0) },
                 latch: Latch::new(),
             }
@@ -249,6 +253,7 @@ pub(crate) fn claim() -> Option<&'static Slot> {
 pub(crate) fn release(s: &'static Slot) {
     let index = s.index();
     s.account.close();
+    s.seen.reset();
     s.record.lock.store(0, Ordering::Relaxed);
     s.node.next.store(0, Ordering::Relaxed);
     s.node.locked.store(0, Ordering::Relaxed);

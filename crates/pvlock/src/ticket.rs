@@ -49,7 +49,6 @@
 use core::marker::PhantomData;
 
 use crate::backend::Backend;
-use crate::load::Waiting;
 use crate::policy::Policy;
 use crate::slot::{self, Slot};
 use crate::stats::{count, Event};
@@ -173,8 +172,9 @@ impl<B: Backend> Ticket<B> {
             }
             return;
         }
-        // From our first wait until served we wait in earnest (the policy's load).
-        let mut waiting = None;
+        if let Some(me) = B::current() {
+            me.seen.contend(false);
+        }
         loop {
             // Read at the start and after each wake-up.
             let mut spin = Policy::now().queued_spin(false);
@@ -187,7 +187,6 @@ impl<B: Backend> Ticket<B> {
                     break;
                 }
             }
-            waiting.get_or_insert_with(Waiting::start);
             if self.wait_turn(mine) {
                 self.clear_slow_if_alone(mine);
                 return;
@@ -207,6 +206,7 @@ impl<B: Backend> Ticket<B> {
             spin_loop();
             return false;
         };
+        me.seen.contend(true);
         let record = &me.record;
         record.want.store(mine, Ordering::Relaxed);
         // Relaxed is enough for both record fields: the SeqCst RMW below publishes them (release)

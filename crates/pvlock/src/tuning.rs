@@ -251,6 +251,12 @@ pub(crate) const FAIR_SHARE_SLACK: i64 = 2;
 /// 2 CPUs), short enough not to keep a CPU busy while a holder keeps the lock long.
 pub(crate) const YIELD_WAIT_NS: u64 = 1_000_000;
 
+/// How long a thread counts as contending for pvlock locks after its last slow path (between one
+/// and two of these): long enough to span a thread's queue passes and sleeps under heavy
+/// oversubscription (a few ms each with 16 threads on 2 CPUs), short enough that a thread pool
+/// that stops contending is no longer "crowded" a few hundredths of a second later.
+pub(crate) const EPOCH_NS: u64 = 10_000_000;
+
 /// Once a thread's steal budget is spent and the process is not crowded, the next look at the
 /// load comes after this many more steals (it reads a shared counter, so not per steal).
 pub(crate) const RECHECK_STEALS: u32 = 64;

@@ -15,8 +15,8 @@
 //! | [`Policy::wake_next_in_line`] | whether a new `Queued` owner wakes the blocked waiter behind the new head | crowded ("yield-wait") |
 //! | [`Policy::wake_successor`] | whether a new `Queued` owner wakes a blocked successor at once instead of at its unlock | when another waiter is queued behind it ("early wake") |
 //!
-//! "Crowded" is [`Load::crowded`]: at least as many threads wait in earnest as the process has
-//! CPUs. Each rule's reason and its measurements are in `docs/tuning.md`; the protocol each one
+//! "Crowded" is [`Load::crowded`]: more threads have contended for pvlock locks in the last
+//! 10-20 ms than the process has CPUs. Each rule's reason and its measurements are in `docs/tuning.md`; the protocol each one
 //! acts in is in the lock's module docs.
 //!
 //! Without `std` the CPU count is unknown, nothing is ever crowded, and there is no yielding: the
@@ -71,9 +71,17 @@ impl Policy {
         Backoff::new(budget, STEAL_BACKOFF_MAX, !crowded && CAN_YIELD)
     }
 
-    /// Whether the owner of `account` may take a lock past queued waiters now (and counts it).
+    /// Whether the owner of `account` may take a lock past queued waiters now, under this
+    /// policy's load (and counts it).
     #[inline(always)]
-    pub(crate) fn may_bypass(account: &Account) -> bool {
+    pub(crate) fn may_bypass(&self, account: &Account) -> bool {
+        account.may_bypass(steal::budget(), || self.load)
+    }
+
+    /// [`may_bypass`](Self::may_bypass) for a thread that has no snapshot yet (the inline steal
+    /// of the fast path): the load is read only if the steal budget is spent.
+    #[inline(always)]
+    pub(crate) fn may_bypass_now(account: &Account) -> bool {
         account.may_bypass(steal::budget(), Load::now)
     }
 
@@ -191,15 +199,15 @@ mod tests {
     use super::*;
 
     const CALM: Load = Load {
-        waiting: 0,
+        contenders: 0,
         cpus: Some(2),
     };
     const CROWDED: Load = Load {
-        waiting: 5,
+        contenders: 5,
         cpus: Some(2),
     };
     const KERNEL: Load = Load {
-        waiting: 5,
+        contenders: 5,
         cpus: None,
     };
 

@@ -209,8 +209,8 @@
 //! | hand-over | wake a blocked successor now rather than at unlock? | when another waiter is queued behind it |
 //! | hand-over | wake the blocked waiter behind the new head? | while crowded (it then yield-waits) |
 //!
-//! "Crowded": at least as many threads wait in earnest (queued, or blocked in another pvlock
-//! lock) as the process has CPUs; without `std`, never (the steal budget then always holds).
+//! "Crowded": more threads have contended for pvlock locks (entered a slow path) in the last
+//! 10-20 ms than the process has CPUs; without `std`, never (the steal budget then always holds).
 //!
 //! # Deviations from the kernel
 //!

@@ -10,7 +10,6 @@ use super::{
     TAIL_MASK, TAIL_SHIFT,
 };
 use crate::backend::Backend;
-use crate::load::Waiting;
 use crate::policy::Backoff;
 use crate::stats::{count, Event};
 use crate::sync::{spin_loop, Ordering};
@@ -102,8 +101,10 @@ impl<B: Backend> Queued<B> {
         // p,*,* -> n,*,*
         let queued_for = B::BLOCKING.then(crate::stats::Timer::start);
         let old = self.xchg_tail(tail);
-        // From here until we hold the lock we wait in earnest (the policy's load).
-        let _waiting = B::BLOCKING.then(Waiting::start);
+        if B::BLOCKING {
+            // Queued: a contender for the policy's load, whatever its sampling.
+            me.seen.contend(true);
+        }
         if old & TAIL_MASK != 0 {
             let prev = slot_of(old >> TAIL_SHIFT);
             // Link us. Release: our node's initialisation happens before the predecessor, having

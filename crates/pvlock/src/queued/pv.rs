@@ -15,6 +15,14 @@ use crate::stats::{count, Event};
 use crate::sync::{fence, yield_now, Deadline, Ordering};
 use crate::tuning::PREV_CHECK_EVERY;
 
+/// Whether a newcomer that queues for reason `why` (the stats event of `steal_hybrid`) spun out:
+/// its spin ran out with the lock held throughout, so the policy skips its first spin in the queue
+/// ("spun out" in the policy docs).
+#[inline]
+pub(in crate::queued) fn spun_out(why: Event) -> bool {
+    why == Event::PvQueuedSpin
+}
+
 impl<B: Backend> Queued<B> {
     /// The inline steal of the fast path (`pv_queued_spin_steal_lock`), word `val` seen neither
     /// locked nor pending: past queued waiters only as the policy allows.
@@ -22,7 +30,7 @@ impl<B: Backend> Queued<B> {
     pub(super) fn steal_inline(&self, val: u32) -> bool {
         if val & TAIL_MASK != 0 {
             match B::current() {
-                Some(me) if !Policy::may_bypass(&me.account) => return false,
+                Some(me) if !Policy::may_bypass_now(&me.account) => return false,
                 _ => {}
             }
         }
@@ -55,6 +63,7 @@ impl<B: Backend> Queued<B> {
         if !B::BLOCKING {
             return (!self.try_lock()).then_some(false);
         }
+        me.seen.contend(false);
         match self.steal_hybrid(me, Policy::now()) {
             Ok(()) => {
                 count(Event::PvLockStealing);
@@ -63,7 +72,7 @@ impl<B: Backend> Queued<B> {
             Err(why) => {
                 count(why);
                 me.account.end_run();
-                Some(why == Event::PvQueuedSpin)
+                Some(spun_out(why))
             }
         }
     }
@@ -79,13 +88,13 @@ impl<B: Backend> Queued<B> {
     ///
     /// `Err` says why the caller must queue, as the stats event that counts it.
     #[inline]
-    fn steal_hybrid(&self, me: &Slot, policy: Policy) -> Result<(), Event> {
+    pub(super) fn steal_hybrid(&self, me: &Slot, policy: Policy) -> Result<(), Event> {
         let mut backoff = policy.entry_spin(&me.account);
         loop {
             let val = self.word.load(Ordering::Relaxed);
             if val & LOCKED_PENDING_MASK == 0 {
                 // Past queued waiters only within our steal budget; otherwise queue.
-                if val & TAIL_MASK != 0 && !Policy::may_bypass(&me.account) {
+                if val & TAIL_MASK != 0 && !policy.may_bypass(&me.account) {
                     return Err(Event::PvQueuedBudget);
                 }
                 // Acquire: pairs with the previous releasing unlock.

@@ -207,3 +207,48 @@ fn lock_api_mutex() {
     lock_api::MutexGuard::unlock_fair(g);
     assert!(!m.is_locked());
 }
+
+/// Why a pv newcomer queues decides whether the policy skips its first spin ("spun out"): only a
+/// spin that ran out its budget with the lock held throughout counts; a pending head or a spent
+/// steal budget does not. The lock word is set by hand, the policy given by value.
+#[test]
+fn only_a_spin_that_ran_out_is_spun_out() {
+    use crate::load::Load;
+    use crate::policy::Policy;
+    let me = crate::slot::current().expect("a slot");
+    let calm = Policy::with(
+        Load {
+            contenders: 0,
+            cpus: Some(2),
+        },
+        64,
+    );
+    let crowded = Policy::with(
+        Load {
+            contenders: 9,
+            cpus: Some(2),
+        },
+        64,
+    );
+    let q = Queued::<Park>::new();
+    // Held, nobody queued: the spin runs out.
+    q.word.store(LOCKED, Ordering::Relaxed);
+    assert_eq!(q.steal_hybrid(me, calm), Err(Event::PvQueuedSpin));
+    assert_eq!(q.steal_hybrid(me, crowded), Err(Event::PvQueuedSpin));
+    // The head is spinning (pending): queue at once, not spun out.
+    q.word
+        .store(LOCKED | PENDING | 7 << TAIL_SHIFT, Ordering::Relaxed);
+    assert_eq!(q.steal_hybrid(me, calm), Err(Event::PvQueuedPending));
+    // Free with waiters queued, crowded, and no steal budget left: the budget sends it to queue.
+    q.word.store(7 << TAIL_SHIFT, Ordering::Relaxed);
+    me.account.restart(0);
+    assert_eq!(q.steal_hybrid(me, crowded), Err(Event::PvQueuedBudget));
+    // Not crowded it may steal past them (and does).
+    assert_eq!(q.steal_hybrid(me, calm), Ok(()));
+    assert_eq!(q.word.load(Ordering::Relaxed), 7 << TAIL_SHIFT | LOCKED);
+    q.word.store(0, Ordering::Relaxed);
+    // Only the first of those reasons makes the waiter skip its first spin.
+    use super::pv::spun_out;
+    assert!(spun_out(Event::PvQueuedSpin));
+    assert!(!spun_out(Event::PvQueuedPending) && !spun_out(Event::PvQueuedBudget));
+}

@@ -50,7 +50,6 @@
 
 use super::{Queued, LOCKED, LOCKED_PENDING_MASK, TIMED_MASK, TIMED_ONE};
 use crate::backend::Backend;
-use crate::load::Waiting;
 use crate::policy::{Backoff, Policy};
 use crate::slot;
 use crate::stats::{count, Event};
@@ -85,6 +84,7 @@ impl<B: Backend> Queued<B> {
         let Some(me) = B::current() else {
             return self.poll_until(deadline, true);
         };
+        me.seen.contend(false);
         // Spin first, as a queued waiter would (the policy's spin: none while crowded).
         let mut spin = Policy::now().queued_spin(false);
         let mut rounds = 0u32;
@@ -104,7 +104,8 @@ impl<B: Backend> Queued<B> {
 
         // Relaxed: published by the Release of the registering CAS below.
         me.record.lock.store(self.addr(), Ordering::Relaxed);
-        let _waiting = Waiting::start();
+        // About to sleep: a contender (the policy's load).
+        me.seen.contend(true);
         let mut registered = false;
         let mut poll = Backoff::unbounded(STEAL_BACKOFF_MAX, true);
         let got = loop {
