@@ -141,6 +141,10 @@ pub struct BenchArgs {
     /// (random-2, random-64, ...).
     #[arg(long, value_name = "LIST", default_value = "2,64,1000,1000000", value_parser = parse_nlocks)]
     pub nlocks: List<usize>,
+    /// Rwlock workload: shares of reads in percent, comma-separated; each is a workload of its
+    /// own (rwlock-90, rwlock-99, ...).
+    #[arg(long, value_name = "LIST", default_value = "90,99", value_parser = parse_read_pct)]
+    pub read_pct: List<usize>,
     /// Short-lived scenario: acquisitions of each fresh thread.
     #[arg(long, value_name = "N", default_value = "10000", value_parser = args::number(1u64, 1_000_000_000), allow_hyphen_values = true)]
     pub acquisitions: u64,
@@ -176,6 +180,17 @@ fn parse_nlocks(v: &str) -> Result<List<usize>, String> {
     let mut out = Vec::new();
     for item in v.split(',') {
         let n = args::number(1usize, 1 << 24)(item)?;
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(List(out))
+}
+
+fn parse_read_pct(v: &str) -> Result<List<usize>, String> {
+    let mut out = Vec::new();
+    for item in v.split(',') {
+        let n = args::number(0usize, 100)(item)?;
         if !out.contains(&n) {
             out.push(n);
         }
@@ -274,6 +289,9 @@ pub fn workload_table() -> &'static str {
   stats         4 flow-statistics records under their own locks, half the updates to one hot flow
   random        --nlocks locks, each on its own 128-byte line; one at random per acquisition, whose
                 critical section increments one counter
+  rwlock        one reader-writer lock over a read-mostly hash table (1024 keys); --read-pct of
+                the operations are lookups under the read lock, the rest inserts under the write
+                lock; runs pvlock's rwlock (pvlock, queued-*), std and parking_lot
 "
 }
 
@@ -406,7 +424,13 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
     let mut plan: Vec<(&'static str, &'static str, String, usize, usize)> = Vec::new();
     for &sc in &scenarios {
         for &wl in workloads {
-            let variants: Vec<(String, usize)> = if wl == "random" {
+            let variants: Vec<(String, usize)> = if wl == "rwlock" {
+                o.read_pct
+                    .0
+                    .iter()
+                    .map(|&p| (format!("rwlock-{p}"), p))
+                    .collect()
+            } else if wl == "random" {
                 o.nlocks
                     .0
                     .iter()
@@ -445,6 +469,7 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
             threads,
             duration: o.duration,
             nlocks: *nlocks,
+            read_pct: *nlocks as u32,
             short_lived: (sc == "short-lived").then_some(o.acquisitions),
         };
         // Repeats outside, locks inside: machine noise spreads over all locks alike. Each round
@@ -452,9 +477,15 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
         // of thread count (in a TCG guest, `pvlock`, first in the list, measured 1.6 M where
         // `queued-auto`, the same type, measured 2.6-2.9 M).
         let mut reps: BTreeMap<&str, Vec<Record>> = BTreeMap::new();
+        // The locks that take part in this workload (the rwlock workload: those with an rwlock).
+        let cell_locks: Vec<&'static str> = locks
+            .iter()
+            .copied()
+            .filter(|l| locks::applies(l, wl))
+            .collect();
         for round in 0..o.repeats as usize {
-            for k in 0..locks.len() {
-                let lock = locks[(round + k) % locks.len()];
+            for k in 0..cell_locks.len() {
+                let lock = cell_locks[(round + k) % cell_locks.len()];
                 progress.set_message(format!("{sc} {label} {threads}t {lock}"));
                 let out = match run::run_cell(lock, &spec) {
                     Some(r) => r.map_err(CliError::runtime)?,
@@ -492,7 +523,7 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
                 progress.inc(1);
             }
         }
-        for &lock in locks {
+        for &lock in &cell_locks {
             if let Some(r) = reps.remove(lock) {
                 results.push(output::median(r));
             }
@@ -516,6 +547,7 @@ pub fn main(o: BenchArgs) -> Result<u8, CliError> {
         buckets: o.buckets,
         suite: suite.name().to_string(),
         nlocks: o.nlocks.0.clone(),
+        read_pct: o.read_pct.0.clone(),
         acquisitions: o.acquisitions,
         latency_sample_every: run::SAMPLE_EVERY,
         command: std::iter::once("pvlock bench".to_string())

@@ -156,11 +156,118 @@ pub mod fam {
     family!(Ttas, false, lock_api::Mutex<super::Ttas, T>);
 }
 
+/// A reader-writer lock protecting a `T`, as the `rwlock` workload uses it.
+pub trait RwBenchLock<T>: Send + Sync {
+    /// A new unlocked rwlock around `t`.
+    fn new(t: T) -> Self;
+    /// Runs `f` with a read lock held.
+    fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R;
+    /// Runs `f` with the write lock held.
+    fn write<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
+}
+
+/// An rwlock family, as [`Family`] for mutexes.
+pub trait RwFamily: 'static {
+    /// The rwlock protecting a `T`.
+    type L<T: Send + Sync + 'static>: RwBenchLock<T> + 'static;
+    /// Whether this is one of pvlock's own locks.
+    const PVLOCK: bool;
+}
+
+impl<R: lock_api::RawRwLock + Send + Sync, T: Send + Sync> RwBenchLock<T>
+    for lock_api::RwLock<R, T>
+{
+    fn new(t: T) -> Self {
+        lock_api::RwLock::new(t)
+    }
+    #[inline]
+    fn read<U>(&self, f: impl FnOnce(&T) -> U) -> U {
+        f(&self.read())
+    }
+    #[inline]
+    fn write<U>(&self, f: impl FnOnce(&mut T) -> U) -> U {
+        f(&mut self.write())
+    }
+}
+
+impl<T: Send + Sync> RwBenchLock<T> for std::sync::RwLock<T> {
+    fn new(t: T) -> Self {
+        std::sync::RwLock::new(t)
+    }
+    #[inline]
+    fn read<U>(&self, f: impl FnOnce(&T) -> U) -> U {
+        f(&self.read().unwrap_or_else(|e| e.into_inner()))
+    }
+    #[inline]
+    fn write<U>(&self, f: impl FnOnce(&mut T) -> U) -> U {
+        f(&mut self.write().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+macro_rules! rw_family {
+    ($name:ident, $pv:expr, $ty:ty) => {
+        pub struct $name;
+        impl RwFamily for $name {
+            type L<T: Send + Sync + 'static> = $ty;
+            const PVLOCK: bool = $pv;
+        }
+    };
+}
+
+/// The rwlock families of the `rwlock` workload (lock ids as for the mutexes: `pvlock` and the
+/// `queued-*` ids are pvlock's queued rwlock with that backend).
+pub mod rwfam {
+    use super::RwFamily;
+    use pvlock::backend::{Auto, Futex, Park, Spin};
+
+    rw_family!(PvRwLock, true, pvlock::RwLock<T>);
+    rw_family!(RwSpin, true, pvlock::RwLockWith<Spin, T>);
+    rw_family!(RwFutex, true, pvlock::RwLockWith<Futex, T>);
+    rw_family!(RwPark, true, pvlock::RwLockWith<Park, T>);
+    rw_family!(RwAuto, true, pvlock::RwLockWith<Auto, T>);
+    rw_family!(StdRw, false, std::sync::RwLock<T>);
+    rw_family!(ParkingLotRw, false, parking_lot::RwLock<T>);
+}
+
+/// Whether lock `id` takes part in workload `wl`: the `rwlock` workload runs the locks that have
+/// a reader-writer form (pvlock's queued rwlock, std, parking_lot), every other workload all.
+pub fn applies(id: &str, wl: &str) -> bool {
+    wl != "rwlock"
+        || matches!(
+            id,
+            "pvlock"
+                | "queued-spin"
+                | "queued-futex"
+                | "queued-park"
+                | "queued-auto"
+                | "std"
+                | "parking_lot"
+        )
+}
+
+/// Calls `$f::<RwFamily>($args)` for the rwlock family of lock id `$id`.
+macro_rules! with_rw_family {
+    ($id:expr, $f:ident ( $($args:expr),* )) => {{
+        use $crate::locks::rwfam::*;
+        match $id {
+            "pvlock" => Some($f::<PvRwLock>($($args),*)),
+            "queued-spin" => Some($f::<RwSpin>($($args),*)),
+            "queued-futex" => Some($f::<RwFutex>($($args),*)),
+            "queued-park" => Some($f::<RwPark>($($args),*)),
+            "queued-auto" => Some($f::<RwAuto>($($args),*)),
+            "std" => Some($f::<StdRw>($($args),*)),
+            "parking_lot" => Some($f::<ParkingLotRw>($($args),*)),
+            _ => None,
+        }
+    }};
+}
+pub(crate) use with_rw_family;
+
 /// Every lock id, in table order, with a one-line description.
 pub const LOCKS: &[(&str, &str)] = &[
     (
         "pvlock",
-        "pvlock::Mutex (Queued + Auto backend), the recommended lock",
+        "pvlock::Mutex (Queued + Auto backend), the recommended lock; rwlock workload: pvlock::RwLock",
     ),
     (
         "queued-spin",
@@ -199,10 +306,10 @@ pub const LOCKS: &[(&str, &str)] = &[
         "dyn",
         "pvlock::DynMutex: algorithm chosen at run time by PVLOCK (default queued:auto)",
     ),
-    ("std", "peer: std::sync::Mutex (futex)"),
+    ("std", "peer: std::sync::Mutex (futex); rwlock workload: std::sync::RwLock"),
     (
         "parking_lot",
-        "peer: parking_lot::Mutex 0.12 (spin, yield, park)",
+        "peer: parking_lot::Mutex 0.12 (spin, yield, park); rwlock workload: parking_lot::RwLock",
     ),
     (
         "spin",

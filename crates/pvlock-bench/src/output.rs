@@ -28,6 +28,8 @@ pub struct Params {
     pub nlocks: Vec<usize>,
     /// Acquisitions of each thread in the short-lived scenario.
     pub acquisitions: u64,
+    /// The rwlock workload's shares of reads (percent).
+    pub read_pct: Vec<usize>,
     pub latency_sample_every: u64,
     pub command: String,
     pub version: String,
@@ -81,6 +83,9 @@ pub struct Record {
     /// The smallest and largest of those per-round ratios.
     pub vs_best_peer_min: Option<f64>,
     pub vs_best_peer_max: Option<f64>,
+    /// The rwlock workload: fewest / most reads of one thread, and the same for writes.
+    pub min_max_reads: Option<f64>,
+    pub min_max_writes: Option<f64>,
 }
 
 /// A whole JSON file.
@@ -173,6 +178,27 @@ pub fn record(
         vs_best_peer: None,
         vs_best_peer_min: None,
         vs_best_peer_max: None,
+        min_max_reads: (wl.starts_with("rwlock")).then(|| {
+            let reads: Vec<u64> = out
+                .per_thread
+                .iter()
+                .zip(&out.per_thread_writes)
+                .map(|(o, w)| o - w)
+                .collect();
+            min_max(&reads)
+        }),
+        min_max_writes: (wl.starts_with("rwlock")).then(|| min_max(&out.per_thread_writes)),
+    }
+}
+
+/// Fewest over most (0 when all are 0).
+fn min_max(v: &[u64]) -> f64 {
+    let min = v.iter().copied().min().unwrap_or(0);
+    let max = v.iter().copied().max().unwrap_or(0);
+    if max > 0 {
+        min as f64 / max as f64
+    } else {
+        0.0
     }
 }
 

@@ -18,9 +18,9 @@
 //! of `--duration` (it counts with the acquisitions it made), and the same stall rules apply.
 
 use crate::hist::{self, Histogram};
-use crate::locks::{with_family, Family};
+use crate::locks::{with_family, with_rw_family, Family, RwFamily};
 use crate::machine::Usage;
-use crate::workload::{spin_work, Counter, HashTable, Random, Rng, Stats, Work};
+use crate::workload::{spin_work, Counter, HashTable, Random, Rng, RwTable, Stats, Work};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -50,11 +50,15 @@ pub struct CellSpec {
     pub nlocks: usize,
     /// `Some(n)`: short-lived threads, a fresh set per round, `n` acquisitions each.
     pub short_lived: Option<u64>,
+    /// The rwlock workload's share of reads, in percent.
+    pub read_pct: u32,
 }
 
 /// What one cell measured.
 pub struct CellOut {
     pub per_thread: Vec<u64>,
+    /// Of those, the writes (the rwlock workload; all 0 otherwise).
+    pub per_thread_writes: Vec<u64>,
     pub elapsed: Duration,
     pub hist: Histogram,
     pub usage: Usage,
@@ -84,13 +88,23 @@ struct Gate {
 struct Ctl {
     stop: AtomicBool,
     counts: Vec<Padded>,
+    writes: Vec<Padded>,
     gate: Mutex<Gate>,
     cv: Condvar,
 }
 
 /// Runs one cell of lock `lock`; `None` for an unknown lock id.
 pub fn run_cell(lock: &str, spec: &CellSpec) -> Option<Result<CellOut, String>> {
+    if spec.workload == "rwlock" {
+        return with_rw_family!(lock, run_rw_family(spec));
+    }
     with_family!(lock, run_family(spec))
+}
+
+fn run_rw_family<F: RwFamily>(spec: &CellSpec) -> Result<CellOut, String> {
+    let mut out = run_work(Arc::new(RwTable::<F>::new(spec.read_pct)), spec)?;
+    out.pvlock = F::PVLOCK;
+    Ok(out)
 }
 
 fn run_family<F: Family>(spec: &CellSpec) -> Result<CellOut, String> {
@@ -118,6 +132,7 @@ fn lock_gate(ctl: &Ctl) -> std::sync::MutexGuard<'_, Gate> {
 /// 0.91-1.06x in per-run medians, with or without this attribute and `-align-loops=64`, while
 /// consecutive 200 ms cells of one lock varied 1.5x with the machine's speed.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn acquire_loop<W: Work>(
     w: &W,
     rng: &mut Rng,
@@ -125,9 +140,11 @@ fn acquire_loop<W: Work>(
     quota: u64,
     stop: &AtomicBool,
     count: &AtomicU64,
+    write_count: &AtomicU64,
     h: &mut hist::Recorder,
 ) -> u64 {
     let mut ops = 0u64;
+    let mut writes = 0u64;
     let span = 2 * ncs + 1;
     while ops < quota {
         if ncs > 0 {
@@ -135,8 +152,13 @@ fn acquire_loop<W: Work>(
             spin_work(n, ops);
         }
         let sample = rng.below(SAMPLE_EVERY) == 0;
-        let lat = w.op(rng, sample);
+        let (lat, write) = w.op_rw(rng, sample);
         ops += 1;
+        if write {
+            writes += 1;
+            // Relaxed: as `count` below.
+            write_count.store(writes, Ordering::Relaxed);
+        }
         if sample {
             h.record(hist::ticks_to_ns(lat));
         }
@@ -172,6 +194,7 @@ fn worker<W: Work>(w: &W, ctl: &Ctl, idx: usize, ncs: u64) {
         u64::MAX,
         &ctl.stop,
         &ctl.counts[idx].0,
+        &ctl.writes[idx].0,
         &mut h,
     );
     let mut g = lock_gate(ctl);
@@ -188,6 +211,7 @@ fn run_work<W: Work>(w: Arc<W>, spec: &CellSpec) -> Result<CellOut, String> {
     let ctl = Arc::new(Ctl {
         stop: AtomicBool::new(false),
         counts: (0..n).map(|_| Padded(AtomicU64::new(0))).collect(),
+        writes: (0..n).map(|_| Padded(AtomicU64::new(0))).collect(),
         gate: Mutex::new(Gate {
             ready: 0,
             go: false,
@@ -257,6 +281,11 @@ fn run_work<W: Work>(w: Arc<W>, spec: &CellSpec) -> Result<CellOut, String> {
         .iter()
         .map(|c| c.0.load(Ordering::Relaxed))
         .collect();
+    let per_thread_writes: Vec<u64> = ctl
+        .writes
+        .iter()
+        .map(|c| c.0.load(Ordering::Relaxed))
+        .collect();
     if stalled {
         let drain = Instant::now() + DRAIN_LIMIT;
         while g.done < spawned && Instant::now() < drain {
@@ -291,6 +320,7 @@ fn run_work<W: Work>(w: Arc<W>, spec: &CellSpec) -> Result<CellOut, String> {
     };
     Ok(CellOut {
         per_thread,
+        per_thread_writes,
         elapsed,
         hist,
         usage,
@@ -315,9 +345,13 @@ fn short_lived_thread<W: Work>(
 ) -> hist::Recorder {
     let mut rng = seed(idx);
     let count = AtomicU64::new(0);
-    let ops = acquire_loop(w, &mut rng, ncs, quota, &ctl.stop, &count, &mut h);
+    let writes = AtomicU64::new(0);
+    let ops = acquire_loop(w, &mut rng, ncs, quota, &ctl.stop, &count, &writes, &mut h);
     // Relaxed: a total for the measuring thread, read after it saw `done` through the mutex.
     ctl.counts[idx].0.fetch_add(ops, Ordering::Relaxed);
+    ctl.writes[idx]
+        .0
+        .fetch_add(writes.load(Ordering::Relaxed), Ordering::Relaxed);
     let mut g = lock_gate(ctl);
     g.done += 1;
     ctl.cv.notify_all();
@@ -330,6 +364,7 @@ fn run_short_lived<W: Work>(w: Arc<W>, spec: &CellSpec, quota: u64) -> Result<Ce
     let ctl = Arc::new(Ctl {
         stop: AtomicBool::new(false),
         counts: (0..n).map(|_| Padded(AtomicU64::new(0))).collect(),
+        writes: (0..n).map(|_| Padded(AtomicU64::new(0))).collect(),
         gate: Mutex::new(Gate {
             ready: 0,
             go: true,
@@ -439,8 +474,15 @@ fn run_short_lived<W: Work>(w: Arc<W>, spec: &CellSpec, quota: u64) -> Result<Ce
         .map(|c| c.0.load(Ordering::Relaxed))
         .collect();
     let final_ops = per_thread.iter().sum();
+    // Relaxed: as above.
+    let per_thread_writes: Vec<u64> = ctl
+        .writes
+        .iter()
+        .map(|c| c.0.load(Ordering::Relaxed))
+        .collect();
     Ok(CellOut {
         per_thread,
+        per_thread_writes,
         elapsed,
         hist,
         usage,

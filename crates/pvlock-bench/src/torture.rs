@@ -61,6 +61,53 @@ trait TortureLock: Send + Sync {
     unsafe fn unlock(&self);
     fn is_locked(&self) -> bool;
     fn is_contended(&self) -> bool;
+    /// Reader-writer locks: takes a read lock and returns `true`; a mutex returns `false` (it
+    /// has no readers).
+    fn read_lock(&self) -> bool {
+        false
+    }
+    /// Releases a read lock.
+    ///
+    /// # Safety
+    /// A read lock taken with `read_lock` must be held.
+    unsafe fn read_unlock(&self) {}
+}
+
+/// pvlock's queued rwlock: writers take the write lock through [`TortureLock`], readers the
+/// read lock.
+struct RwTorture<B: pvlock::backend::Backend>(pvlock::rwlock::QueuedRwLock<B>);
+
+impl<B: pvlock::backend::Backend> RwTorture<B> {
+    fn new() -> Self {
+        RwTorture(pvlock::rwlock::QueuedRwLock::new())
+    }
+}
+
+impl<B: pvlock::backend::Backend> TortureLock for RwTorture<B> {
+    fn lock(&self) {
+        self.0.write()
+    }
+    fn try_lock(&self) -> bool {
+        self.0.try_write()
+    }
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller holds the write lock.
+        unsafe { self.0.write_unlock() }
+    }
+    fn is_locked(&self) -> bool {
+        self.0.is_locked_exclusive()
+    }
+    fn is_contended(&self) -> bool {
+        self.0.is_contended()
+    }
+    fn read_lock(&self) -> bool {
+        self.0.read();
+        true
+    }
+    unsafe fn read_unlock(&self) {
+        // SAFETY: the caller holds a read lock.
+        unsafe { self.0.read_unlock() }
+    }
 }
 
 impl<L: RawLock> TortureLock for L {
@@ -168,6 +215,32 @@ impl TortureLock for Stuck {
     }
 }
 
+/// Test-only: a correct mutex for writers whose readers take no lock at all: `--locks broken-rw`
+/// must end with FAILURE (readers see writers inside).
+struct BrokenRw(Ticket<Spin>);
+
+impl TortureLock for BrokenRw {
+    fn lock(&self) {
+        self.0.lock()
+    }
+    fn try_lock(&self) -> bool {
+        self.0.try_lock()
+    }
+    unsafe fn unlock(&self) {
+        // SAFETY: the caller holds the lock.
+        unsafe { self.0.unlock() }
+    }
+    fn is_locked(&self) -> bool {
+        self.0.is_locked()
+    }
+    fn is_contended(&self) -> bool {
+        self.0.is_contended()
+    }
+    fn read_lock(&self) -> bool {
+        true // no exclusion at all
+    }
+}
+
 /// A lock id (the names `pvlock bench` uses too) and how to make one.
 #[derive(Clone)]
 pub struct LockKind {
@@ -203,6 +276,11 @@ fn public_locks() -> Vec<LockKind> {
         kind!("queued-park", Queued<Park>),
         kind!("queued-auto", Queued<Auto>),
         kind!("pvlock", pvlock::RawMutex),
+        kind!("rwlock-spin", RwTorture<Spin>),
+        #[cfg(target_os = "linux")]
+        kind!("rwlock-futex", RwTorture<Futex>),
+        kind!("rwlock-park", RwTorture<Park>),
+        kind!("rwlock-auto", RwTorture<Auto>),
         kind!("dyn", pvlock::RawDynMutex),
     ]
 }
@@ -213,6 +291,10 @@ fn hidden_locks() -> Vec<LockKind> {
         LockKind {
             id: "broken",
             make: || Box::new(Broken::new()),
+        },
+        LockKind {
+            id: "broken-rw",
+            make: || Box::new(BrokenRw(Ticket::new())),
         },
         LockKind {
             id: "stuck",
@@ -237,6 +319,7 @@ const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 struct Config {
     locks: Vec<LockKind>,
     writers: usize,
+    readers: usize,
     duration: Duration,
     stat_interval: Duration,
     watchdog: Duration,
@@ -256,6 +339,10 @@ pub struct TortureArgs {
     /// Writer threads per lock [default: 2 x CPUs, like the kernel's nwriters_stress].
     #[arg(long, value_name = "N", default_value_t = 2 * cpus(), hide_default_value = true, value_parser = args::number(1usize, MAX_WRITERS), allow_hyphen_values = true)]
     writers: usize,
+    /// Reader threads per reader-writer lock (the rwlock-* locks) [default: as many as writers,
+    /// like the kernel's nreaders_stress].
+    #[arg(long, value_name = "N", value_parser = args::number(0usize, MAX_WRITERS), allow_hyphen_values = true)]
+    readers: Option<usize>,
     /// Test time per lock, from 1ms to 24h.
     #[arg(long, value_name = "TIME", default_value = "10s", value_parser = args::duration(MS, MAX_DURATION), allow_hyphen_values = true)]
     duration: Duration,
@@ -416,22 +503,30 @@ struct Shared {
     counter: AtomicU64,
     stop: AtomicBool,
     writers: Vec<WriterStats>,
+    /// Readers of a reader-writer lock (empty for a mutex).
+    readers: Vec<WriterStats>,
+    /// Readers inside their read section now.
+    readers_in: AtomicU64,
 }
 
 impl Shared {
     fn totals(&self) -> (u64, u64, u64, u64) {
+        Self::sum(&self.writers)
+    }
+
+    fn sum(stats: &[WriterStats]) -> (u64, u64, u64, u64) {
         let mut sum = 0u64;
         let mut max = 0u64;
         let mut min = u64::MAX;
         let mut fails = 0u64;
-        for w in &self.writers {
+        for w in stats {
             let n = w.acquired.load(Ordering::Relaxed);
             sum += n;
             max = max.max(n);
             min = min.min(n);
             fails += w.fails.load(Ordering::Relaxed);
         }
-        if self.writers.is_empty() {
+        if stats.is_empty() {
             min = 0;
         }
         (sum, max, min, fails)
@@ -440,6 +535,7 @@ impl Shared {
     fn active(&self) -> usize {
         self.writers
             .iter()
+            .chain(&self.readers)
             .filter(|w| w.phase.load(Ordering::Relaxed) != DONE)
             .count()
     }
@@ -447,7 +543,12 @@ impl Shared {
 
 /// The kernel's statistics line.
 fn stats_line(sum: u64, max: u64, min: u64, fails: u64) -> String {
-    let mut s = format!("Writes: Total: {sum} Max/Min: {max}/{min}");
+    stats_line_of("Writes", sum, max, min, fails)
+}
+
+/// The kernel's statistics line for `what` (`Writes` or `Reads`).
+fn stats_line_of(what: &str, sum: u64, max: u64, min: u64, fails: u64) -> String {
+    let mut s = format!("{what}: Total: {sum} Max/Min: {max}/{min}");
     if max / 2 > min {
         s.push_str(" ???");
     }
@@ -509,6 +610,10 @@ fn writer(shared: &Shared, id: usize, nwriters: u64, shuffle_every: Duration) {
         if !shared.lock.is_locked() {
             fails += 1;
         }
+        // A reader inside with us: the write lock did not exclude it.
+        if shared.readers_in.load(Ordering::Relaxed) != 0 {
+            fails += 1;
+        }
         let seen = shared.counter.load(Ordering::Relaxed);
 
         // torture_spin_lock_write_delay, scaled for user space.
@@ -543,6 +648,51 @@ fn writer(shared: &Shared, id: usize, nwriters: u64, shuffle_every: Duration) {
     me.phase.store(DONE, Ordering::Relaxed);
 }
 
+/// A reader of a reader-writer lock (the kernel's `lock_torture_reader`): under the read lock no
+/// writer may be inside, and the counter a writer updates (a load on entry, a store on exit) must
+/// not change: a reader must never see a writer's update half done.
+fn reader(shared: &Shared, id: usize) {
+    let me = &shared.readers[id];
+    let mut rng =
+        Rng::new((id as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ std::process::id() as u64);
+    let mut acquired = 0u64;
+    let mut fails = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        for _ in 0..rng.below(32) {
+            std::hint::spin_loop();
+        }
+        me.phase.store(ACQUIRING, Ordering::Relaxed);
+        if !shared.lock.read_lock() {
+            break;
+        }
+        me.phase.store(INSIDE, Ordering::Relaxed);
+        shared.readers_in.fetch_add(1, Ordering::Relaxed);
+        if shared.in_cs.load(Ordering::Relaxed) != 0 {
+            fails += 1;
+        }
+        let seen = shared.counter.load(Ordering::Relaxed);
+        // torture_rwlock_read_delay, scaled: mostly short, rarely long.
+        if rng.one_in(20_000) {
+            busy_wait(Duration::from_micros(1000 + rng.below(4000)));
+        } else if rng.one_in(8) {
+            busy_wait(Duration::from_micros(2));
+        }
+        if shared.counter.load(Ordering::Relaxed) != seen
+            || shared.in_cs.load(Ordering::Relaxed) != 0
+        {
+            fails += 1;
+        }
+        shared.readers_in.fetch_sub(1, Ordering::Relaxed);
+        acquired += 1;
+        // SAFETY: the read lock taken above.
+        unsafe { shared.lock.read_unlock() };
+        me.phase.store(OUTSIDE, Ordering::Relaxed);
+        me.acquired.store(acquired, Ordering::Relaxed);
+        me.fails.store(fails, Ordering::Relaxed);
+    }
+    me.phase.store(DONE, Ordering::Relaxed);
+}
+
 fn print_line(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -565,10 +715,18 @@ fn run_lock(kind: &LockKind, cfg: &Config) -> bool {
             let _ = write!(header, " PVLOCK={choice}");
         }
     }
+    let lock = (kind.make)();
+    // A reader-writer lock has readers: probe with one read (nobody else runs yet).
+    let rw = lock.read_lock();
+    if rw {
+        // SAFETY: the read lock just taken.
+        unsafe { lock.read_unlock() };
+        let _ = write!(header, " readers={}", cfg.readers);
+    }
+    let nreaders = if rw { cfg.readers } else { 0 };
     print_line(&header);
-
     let shared = Arc::new(Shared {
-        lock: (kind.make)(),
+        lock,
         in_cs: AtomicU64::new(0),
         counter: AtomicU64::new(0),
         stop: AtomicBool::new(false),
@@ -579,6 +737,14 @@ fn run_lock(kind: &LockKind, cfg: &Config) -> bool {
                 phase: AtomicU8::new(OUTSIDE),
             })
             .collect(),
+        readers: (0..nreaders)
+            .map(|_| WriterStats {
+                acquired: AtomicU64::new(0),
+                fails: AtomicU64::new(0),
+                phase: AtomicU8::new(OUTSIDE),
+            })
+            .collect(),
+        readers_in: AtomicU64::new(0),
     });
 
     let mut handles = Vec::with_capacity(cfg.writers);
@@ -599,6 +765,20 @@ fn run_lock(kind: &LockKind, cfg: &Config) -> bool {
         }
     }
 
+    for id in 0..nreaders {
+        let sh = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("torture-r{id}"))
+            .spawn(move || reader(&sh, id));
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                shared.readers[id].phase.store(DONE, Ordering::Relaxed);
+                print_line(&format!("warning: could not start reader {id}: {e}"));
+            }
+        }
+    }
+
     let start = Instant::now();
     let tick = Duration::from_millis(20).min(cfg.watchdog / 4);
     let mut last_seen = (0u64, usize::MAX);
@@ -608,6 +788,7 @@ fn run_lock(kind: &LockKind, cfg: &Config) -> bool {
         std::thread::sleep(tick);
         let now = Instant::now();
         let (sum, max, min, fails) = shared.totals();
+        let reads = Shared::sum(&shared.readers);
         if !shared.stop.load(Ordering::Relaxed) && now.duration_since(start) >= cfg.duration {
             shared.stop.store(true, Ordering::Relaxed);
         }
@@ -616,8 +797,8 @@ fn run_lock(kind: &LockKind, cfg: &Config) -> bool {
         if active == 0 {
             break;
         }
-        if (sum, active) != last_seen {
-            last_seen = (sum, active);
+        if (sum + reads.0, active) != last_seen {
+            last_seen = (sum + reads.0, active);
             last_progress = now;
         }
         let stalled = now.duration_since(last_progress);
@@ -626,6 +807,9 @@ fn run_lock(kind: &LockKind, cfg: &Config) -> bool {
         }
         if now >= next_stats && !shared.stop.load(Ordering::Relaxed) {
             print_line(&stats_line(sum, max, min, fails));
+            if nreaders > 0 {
+                print_line(&stats_line_of("Reads", reads.0, reads.1, reads.2, reads.3));
+            }
             next_stats += cfg.stat_interval;
         }
     }
@@ -639,7 +823,11 @@ fn run_lock(kind: &LockKind, cfg: &Config) -> bool {
     let lost = sum.abs_diff(counter);
     fails += lost;
     print_line(&stats_line(sum, max, min, fails));
-    let ok = fails == 0 && sum > 0;
+    let reads = Shared::sum(&shared.readers);
+    if nreaders > 0 {
+        print_line(&stats_line_of("Reads", reads.0, reads.1, reads.2, reads.3));
+    }
+    let ok = fails == 0 && reads.3 == 0 && sum > 0 && (nreaders == 0 || reads.0 > 0);
     let mut verdict = format!(
         "--- End of lock {}: {} ({} acquisitions in {:.2}s, {:.0}/s",
         kind.id,
@@ -693,6 +881,7 @@ pub fn main(a: TortureArgs) -> Result<u8, CliError> {
     let cfg = Config {
         locks: a.locks.0,
         writers: a.writers,
+        readers: a.readers.unwrap_or(a.writers),
         duration: a.duration,
         stat_interval: a.stat_interval,
         watchdog: a.watchdog,

@@ -12,6 +12,12 @@
 //!   around one counter; every acquisition picks one at random and increments its counter: the
 //!   smallest critical section there is.
 //!
+//! * `rwlock`: one reader-writer lock over a read-mostly hash table of 1024 keys in 2048 slots
+//!   (open addressing); `--read-pct` of the operations look a random key up under the read lock,
+//!   the rest insert or update one under the write lock. A writer bumps a count before and a
+//!   mirror after its update; every reader checks that they are equal (no half-done write
+//!   visible) and counts its read in a per-thread shard.
+//!
 //! Between acquisitions every thread does random non-critical work: uniformly 0..=2 x `--ncs`
 //! iterations of a dependent multiply-add (about 1-2 ns each), from a per-thread xorshift generator,
 //! so threads do not fall into lock-step.
@@ -25,7 +31,7 @@ use crate::locks::{BenchLock, Family};
 use std::hint::black_box;
 
 /// The workload names.
-pub const WORKLOADS: &[&str] = &["counter", "hashtable", "stats", "random"];
+pub const WORKLOADS: &[&str] = &["counter", "hashtable", "stats", "random", "rwlock"];
 
 /// A per-thread xorshift64* generator (the bench's workloads and torture's writers).
 pub struct Rng(u64);
@@ -70,6 +76,12 @@ pub trait Work: Send + Sync + 'static {
     /// One acquisition with its critical section. With `sample`, returns the ticks from calling
     /// lock to holding it, else 0.
     fn op(&self, rng: &mut Rng, sample: bool) -> u64;
+    /// [`op`](Self::op), and whether it was a write (the `rwlock` workload; every other
+    /// workload's operations are all one kind).
+    #[inline]
+    fn op_rw(&self, rng: &mut Rng, sample: bool) -> (u64, bool) {
+        (self.op(rng, sample), false)
+    }
     /// Acquisitions counted inside the protected data (see the module docs).
     fn counted(&self) -> u64;
 }
@@ -296,5 +308,143 @@ impl<F: Family> Work for Random<F> {
     }
     fn counted(&self) -> u64 {
         self.locks.iter().map(|l| l.0.with(|n| *n)).sum()
+    }
+}
+
+/// Keys of the `rwlock` workload's table, and its slots (a power of two, twice the keys).
+const RW_KEYS: u64 = 1024;
+const RW_SLOTS: usize = 2048;
+/// Read-count shards (per thread, round robin), each on its own line.
+const RW_SHARDS: usize = 64;
+
+pub struct RwTableData {
+    /// Writes, bumped at the start of a write...
+    writes: u64,
+    keys: Box<[u64]>,
+    vals: Box<[u64]>,
+    /// ...and this at its end: a reader that sees them differ saw a half-done write.
+    mirror: u64,
+}
+
+impl RwTableData {
+    #[inline]
+    fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & (RW_SLOTS - 1)
+    }
+}
+
+#[repr(align(128))]
+struct Shard(std::sync::atomic::AtomicU64);
+
+/// `rwlock`: a read-mostly hash table under one reader-writer lock.
+pub struct RwTable<F: crate::locks::RwFamily> {
+    lock: F::L<RwTableData>,
+    read_pct: u64,
+    reads: Box<[Shard]>,
+    torn: std::sync::atomic::AtomicBool,
+}
+
+impl<F: crate::locks::RwFamily> RwTable<F> {
+    pub fn new(read_pct: u32) -> Self {
+        use crate::locks::RwBenchLock;
+        RwTable {
+            lock: RwBenchLock::new(RwTableData {
+                writes: 0,
+                keys: vec![0; RW_SLOTS].into_boxed_slice(),
+                vals: vec![0; RW_SLOTS].into_boxed_slice(),
+                mirror: 0,
+            }),
+            read_pct: u64::from(read_pct.min(100)),
+            reads: (0..RW_SHARDS)
+                .map(|_| Shard(std::sync::atomic::AtomicU64::new(0)))
+                .collect(),
+            torn: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+fn rw_shard() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static MINE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % RW_SHARDS;
+    }
+    MINE.with(|m| *m)
+}
+
+impl<F: crate::locks::RwFamily> Work for RwTable<F> {
+    #[inline]
+    fn op(&self, rng: &mut Rng, sample: bool) -> u64 {
+        self.op_rw(rng, sample).0
+    }
+
+    #[inline]
+    fn op_rw(&self, rng: &mut Rng, sample: bool) -> (u64, bool) {
+        use crate::locks::RwBenchLock;
+        use std::sync::atomic::Ordering;
+        let key = rng.below(RW_KEYS) + 1;
+        let write = rng.below(100) >= self.read_pct;
+        let t0 = start(sample);
+        let lat = if write {
+            self.lock.write(|d| {
+                let lat = acquired(sample, t0);
+                d.writes += 1;
+                let mut i = RwTableData::slot(key);
+                loop {
+                    if d.keys[i] == key || d.keys[i] == 0 {
+                        d.keys[i] = key;
+                        d.vals[i] = d.vals[i].wrapping_add(1);
+                        break;
+                    }
+                    i = (i + 1) & (RW_SLOTS - 1);
+                }
+                // SAFETY: `mirror` is a field of the locked data; volatile so that the two
+                // counts are really written apart.
+                unsafe { std::ptr::write_volatile(&mut d.mirror, d.writes) };
+                lat
+            })
+        } else {
+            let lat = self.lock.read(|d| {
+                let lat = acquired(sample, t0);
+                let mut i = RwTableData::slot(key);
+                for _ in 0..RW_SLOTS {
+                    let k = d.keys[i];
+                    if k == key {
+                        black_box(d.vals[i]);
+                        break;
+                    }
+                    if k == 0 {
+                        break;
+                    }
+                    i = (i + 1) & (RW_SLOTS - 1);
+                }
+                // SAFETY: fields of the data we hold a read lock on.
+                let (w, m) = unsafe {
+                    (
+                        std::ptr::read_volatile(&d.writes),
+                        std::ptr::read_volatile(&d.mirror),
+                    )
+                };
+                if w != m {
+                    self.torn.store(true, Ordering::Relaxed);
+                }
+                lat
+            });
+            // Relaxed: a count read after the threads joined.
+            self.reads[rw_shard()].0.fetch_add(1, Ordering::Relaxed);
+            lat
+        };
+        (lat, write)
+    }
+
+    fn counted(&self) -> u64 {
+        use crate::locks::RwBenchLock;
+        use std::sync::atomic::Ordering;
+        let writes = self.lock.read(|d| d.writes);
+        let reads: u64 = self.reads.iter().map(|s| s.0.load(Ordering::Relaxed)).sum();
+        if self.torn.load(Ordering::Relaxed) {
+            return u64::MAX; // a reader saw a half-done write: report an exclusion failure
+        }
+        writes + reads
     }
 }

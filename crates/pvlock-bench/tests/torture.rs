@@ -179,3 +179,36 @@ fn help_hides_test_locks() {
     assert!(stdout.contains("--watchdog"), "{stdout}");
     assert!(!stdout.contains("broken"), "{stdout}");
 }
+
+/// Readers and writers of the reader-writer locks: SUCCESS with a `Reads:` line; a lock whose
+/// readers take no lock (`broken-rw`) is caught by the readers' checks.
+#[test]
+fn readers_are_checked() {
+    let (out, _) = torture(&[
+        "--locks",
+        "rwlock-auto,rwlock-spin",
+        "--duration",
+        "500ms",
+        "--writers",
+        "4",
+        "--readers",
+        "4",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("readers=4"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("Reads: Total: ")),
+        "{stdout}"
+    );
+    let (out, _) = torture(&["--locks", "broken-rw", "--duration", "1s", "--writers", "4"]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("End of test: FAILURE"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("Reads: ") && l.contains("!!!")),
+        "{stdout}"
+    );
+}

@@ -76,6 +76,26 @@
 //! *address* with the records, without dereferencing it. A record of a new lock at the same address
 //! can only draw a spurious kick.
 //!
+//! # Timed locking
+//!
+//! `try_lock_for` / `try_lock_until` (`lock_api::RawMutexTimed`, every backend): a test-and-set
+//! lock has no queue order to keep, so a timed waiter is an ordinary waiter that may leave. It
+//! spins, registers and sleeps with a timeout (`wait_timeout`), and each time it wakes it leaves
+//! the count; then it tries the lock once more, and gives up only if that fails and its deadline
+//! has passed:
+//!
+//! ```text
+//! leave:        clear my record, then (s, c, y) -sub-> (s-1, c, y)   (Release)
+//! last try:     (s, c, 0) -or-> (s, c, 1)                             else, past the deadline: give up
+//! ```
+//!
+//! An unlock kicks *one* registered waiter, so a waiter that leaves must not take a kick that
+//! another needed. The order makes sure of it: an unlock whose RMW reads the count after our
+//! releasing `sub` synchronizes with it and no longer sees our record, so it kicks another
+//! waiter; an unlock whose RMW came before our `sub` released the lock before our last try, which
+//! then either takes the lock (our unlock kicks next) or finds it held by a thread whose lock RMW
+//! is later, and whose unlock is after our `sub` (it kicks another waiter, as above).
+//!
 //! # Choices
 //!
 //! * Fast path `fetch_or(LOCKED)`: it compiles to `lock bts` on x86, as cheap uncontended as a
@@ -96,7 +116,7 @@ use crate::backend::Backend;
 use crate::policy::Policy;
 use crate::slot;
 use crate::stats::{count, Event};
-use crate::sync::{spin_loop, AtomicU32, Ordering};
+use crate::sync::{spin_loop, AtomicU32, Deadline, Ordering};
 
 const LOCKED: u32 = 1;
 const LOCKED_MASK: u32 = 0xFF;
@@ -341,6 +361,166 @@ impl<B: Backend> Byte<B> {
     }
 }
 
+// Without `std` there is no clock, so no timed API.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+impl<B: Backend> Byte<B> {
+    /// Takes the lock, waiting at most until `deadline` ("Timed locking" in the module docs).
+    pub(crate) fn lock_until(&self, deadline: &Deadline) -> bool {
+        // Acquire: as in `lock`.
+        if self.word.fetch_or(LOCKED, Ordering::Acquire) & LOCKED == 0 {
+            return true;
+        }
+        self.lock_until_slow(deadline)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_until_slow(&self, deadline: &Deadline) -> bool {
+        count(Event::LockSlowpath);
+        if B::BLOCKING {
+            if let Some(me) = B::current() {
+                me.seen.contend(false);
+            }
+        }
+        loop {
+            // The policy's spin (none while crowded; natively unbounded but for the clock).
+            let mut spin = if B::BLOCKING {
+                Policy::now().queued_spin(false)
+            } else {
+                crate::policy::Backoff::unbounded(1, false)
+            };
+            let mut rounds = 0u32;
+            loop {
+                if self.try_lock() {
+                    return true;
+                }
+                rounds = rounds.wrapping_add(1);
+                if rounds % TIMED_CLOCK_EVERY == 0 && deadline.passed() {
+                    count(Event::TimedOut);
+                    return false;
+                }
+                if !spin.snooze() {
+                    break;
+                }
+            }
+            if deadline.passed() {
+                count(Event::TimedOut);
+                return false;
+            }
+            match self.wait_pv_until(deadline) {
+                Some(got) => {
+                    if !got {
+                        count(Event::TimedOut);
+                    }
+                    return got;
+                }
+                None => continue,
+            }
+        }
+    }
+
+    /// One timed wait of the pv slow path: register, sleep at most until `deadline`, leave, try
+    /// once more. `Some(true)`: locked; `Some(false)`: the deadline passed; `None`: spin again.
+    #[cold]
+    fn wait_pv_until(&self, deadline: &Deadline) -> Option<bool> {
+        let Some(me) = B::current() else {
+            // No slot free: keep spinning (correct, just not paravirtual).
+            count(Event::LockNoNode);
+            spin_loop();
+            return None;
+        };
+        me.seen.contend(true);
+        // Relaxed: published by the registering RMW (as in `wait_pv`).
+        me.record.lock.store(self.addr(), Ordering::Relaxed);
+        // Release: as in `wait_pv`.
+        let mut w = self
+            .word
+            .fetch_add(SPINNER_INC, Ordering::Release)
+            .wrapping_add(SPINNER_INC);
+        let mut locked = false;
+        if w & LOCKED == 0 {
+            // Acquire: as in `lock`.
+            w = self.word.fetch_or(LOCKED, Ordering::Acquire);
+            locked = w & LOCKED == 0;
+        }
+        if !locked {
+            count(Event::TimedWait);
+            crate::load::blocked(|| {
+                B::wait_timeout(me, &self.word, w | LOCKED, deadline.remaining())
+            });
+        }
+        // Leave: the record first, then the count with Release ("Timed locking": an unlock that
+        // reads the count without us sees the record gone and kicks another waiter).
+        me.record.lock.store(0, Ordering::Relaxed);
+        self.word.fetch_sub(SPINNER_INC, Ordering::Release);
+        if locked || self.try_lock() {
+            return Some(true);
+        }
+        if deadline.passed() {
+            return Some(false);
+        }
+        count(Event::PvSpuriousWakeup);
+        None
+    }
+}
+
+/// A spinning timed waiter reads the clock once per this many spins.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+const TIMED_CLOCK_EVERY: u32 = 64;
+
+#[cfg(all(feature = "std", not(loom)))]
+mod timed_api {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    impl<B: Backend> Byte<B> {
+        /// Takes the lock, waiting at most `timeout`; `false` if it did not get it in time
+        /// (module docs, "Timed locking").
+        ///
+        /// ```
+        /// use pvlock::{backend::Auto, byte::Byte};
+        /// use std::time::Duration;
+        ///
+        /// let lock = Byte::<Auto>::new();
+        /// assert!(lock.try_lock_for(Duration::from_millis(5)));
+        /// assert!(!lock.try_lock_for(Duration::from_millis(5)));
+        /// // SAFETY: locked by the first `try_lock_for`.
+        /// unsafe { lock.unlock() };
+        /// ```
+        pub fn try_lock_for(&self, timeout: Duration) -> bool {
+            match Instant::now().checked_add(timeout) {
+                Some(at) => self.try_lock_until(at),
+                None => {
+                    self.lock();
+                    true
+                }
+            }
+        }
+
+        /// Takes the lock, waiting at most until `deadline`; `false` if it did not get it in
+        /// time.
+        pub fn try_lock_until(&self, deadline: Instant) -> bool {
+            self.lock_until(&Deadline::at(deadline))
+        }
+    }
+
+    // SAFETY: `try_lock_until` takes the lock only through the RMWs of `lock` and `try_lock`.
+    unsafe impl<B: Backend> lock_api::RawMutexTimed for Byte<B> {
+        type Duration = Duration;
+        type Instant = Instant;
+
+        #[inline]
+        fn try_lock_for(&self, timeout: Duration) -> bool {
+            Byte::try_lock_for(self, timeout)
+        }
+
+        #[inline]
+        fn try_lock_until(&self, timeout: Instant) -> bool {
+            Byte::try_lock_until(self, timeout)
+        }
+    }
+}
+
 crate::raw::impl_raw_lock!(Byte);
 
 #[cfg(all(test, not(loom)))]
@@ -469,6 +649,33 @@ mod loom_tests {
     fn loom_byte_three_threads() {
         let events = model(3, 3);
         assert_reached(&events, Event::PvWaitNode);
+        assert_reached(&events, Event::PvKickUnlock);
+    }
+
+    fn acquire_timed(l: &Byte<ModelPark>, thread: usize) -> bool {
+        if thread == 0 {
+            l.lock_until(&crate::sync::Deadline::after_checks(2))
+        } else {
+            l.lock();
+            true
+        }
+    }
+
+    /// Timed locking, three threads: thread 0 has a deadline; when it leaves, the unlock that
+    /// would have kicked it must kick the other registered waiter ("Timed locking"). Swapping the
+    /// leave's record clear and count (or making the count's RMW Relaxed) deadlocks this model.
+    #[test]
+    fn loom_byte_timed() {
+        let events = Model::new(3, 2).cs_yields(1).check_acquire(
+            Byte::<ModelPark>::new,
+            acquire_timed,
+            |l| {
+                assert!(!l.is_locked());
+                assert!(!l.is_contended());
+            },
+        );
+        assert_reached(&events, Event::TimedWait);
+        assert_reached(&events, Event::TimedOut);
         assert_reached(&events, Event::PvKickUnlock);
     }
 }

@@ -75,9 +75,12 @@ mod sync;
 
 pub mod backend;
 pub mod byte;
+#[cfg(feature = "std")]
+pub mod condvar;
 #[cfg(all(feature = "std", not(loom)))]
 pub mod dynamic;
 pub mod queued;
+pub mod rwlock;
 pub mod stats;
 pub mod ticket;
 pub mod tuning;
@@ -91,7 +94,7 @@ pub use raw::RawLock;
 
 #[cfg(not(loom))]
 mod aliases {
-    use crate::{byte::Byte, queued::Queued, ticket::Ticket};
+    use crate::{byte::Byte, queued::Queued, rwlock::QueuedRwLock, ticket::Ticket};
 
     #[cfg(feature = "std")]
     type DefaultBackend = crate::backend::Auto;
@@ -134,11 +137,38 @@ mod aliases {
     pub type QueuedMutexWith<B, T> = lock_api::Mutex<Queued<B>, T>;
     /// Guard of [`QueuedMutexWith`].
     pub type QueuedMutexGuardWith<'a, B, T> = lock_api::MutexGuard<'a, Queued<B>, T>;
+
+    /// The recommended raw rwlock: the kernel's queued rwlock ([`QueuedRwLock`]) with the
+    /// [`Auto`](crate::backend::Auto) backend (`Spin` without `std`).
+    pub type RawRwLock = QueuedRwLock<DefaultBackend>;
+    /// The recommended reader-writer lock: a [`lock_api::RwLock`] over [`RawRwLock`].
+    pub type RwLock<T> = lock_api::RwLock<RawRwLock, T>;
+    /// Read guard of [`RwLock`].
+    pub type RwLockReadGuard<'a, T> = lock_api::RwLockReadGuard<'a, RawRwLock, T>;
+    /// Write guard of [`RwLock`].
+    pub type RwLockWriteGuard<'a, T> = lock_api::RwLockWriteGuard<'a, RawRwLock, T>;
+    /// Upgradable read guard of [`RwLock`].
+    pub type RwLockUpgradableReadGuard<'a, T> =
+        lock_api::RwLockUpgradableReadGuard<'a, RawRwLock, T>;
+    /// A [`RwLockReadGuard`] mapped to a part of the data.
+    pub type MappedRwLockReadGuard<'a, T> = lock_api::MappedRwLockReadGuard<'a, RawRwLock, T>;
+    /// A [`RwLockWriteGuard`] mapped to a part of the data.
+    pub type MappedRwLockWriteGuard<'a, T> = lock_api::MappedRwLockWriteGuard<'a, RawRwLock, T>;
+    /// A queued rwlock with backend `B`, e.g. `RwLockWith<Futex, T>`.
+    pub type RwLockWith<B, T> = lock_api::RwLock<QueuedRwLock<B>, T>;
 }
 #[cfg(not(loom))]
 pub use aliases::*;
 
 #[cfg(all(feature = "std", not(loom)))]
 pub use dynamic::{DynMutex, RawDynMutex};
+
+/// The recommended condition variable: [`CondvarWith`](condvar::CondvarWith) whose waiters block
+/// with the [`Auto`](backend::Auto) backend; it works with the guard of every `lock_api` mutex
+/// ([`Mutex`], [`TicketMutex`], [`ByteMutex`], [`DynMutex`], ...).
+#[cfg(all(feature = "std", not(loom)))]
+pub type Condvar = condvar::CondvarWith<backend::Auto>;
+#[cfg(feature = "std")]
+pub use condvar::WaitTimeoutResult;
 
 pub use lock_api;

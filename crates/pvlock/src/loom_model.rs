@@ -54,6 +54,14 @@ unsafe impl<const BLOCKING: bool> crate::backend::Backend for ModelBackend<BLOCK
             crate::backend::park::park_kick(target)
         }
     }
+    /// Untimed under loom (`park_wait_timeout`): a timed waiter must be kicked like any other.
+    fn wait_timeout(me: &Slot, ptr: &AtomicU32, val: u32, timeout: core::time::Duration) {
+        if BLOCKING {
+            crate::backend::park::park_wait_timeout(me, ptr, val, timeout)
+        } else {
+            crate::sync::spin_loop()
+        }
+    }
 }
 
 /// One model: how many threads take the lock how often, and how.
@@ -109,14 +117,7 @@ impl Model {
         new: fn() -> L,
         after: fn(&L),
     ) -> stats::Snapshot {
-        self.run(
-            new,
-            |l| {
-                // SAFETY: the model calls this with the lock held.
-                unsafe { l.unlock() }
-            },
-            after,
-        )
+        self.run(new, lock, unlock, after)
     }
 
     /// As [`check`](Self::check), with every unlock `unlock_fair`.
@@ -126,12 +127,25 @@ impl Model {
         unlock_fair: fn(&L),
         after: fn(&L),
     ) -> stats::Snapshot {
-        self.run(new, unlock_fair, after)
+        self.run(new, lock, unlock_fair, after)
+    }
+
+    /// As [`check`](Self::check), with every acquisition `acquire(lock, thread)`, which may give
+    /// up (`false`: a timed acquisition that timed out; the thread then skips that critical
+    /// section). The total is checked against the acquisitions that succeeded.
+    pub(crate) fn check_acquire<L: RawLock + 'static>(
+        self,
+        new: fn() -> L,
+        acquire: fn(&L, usize) -> bool,
+        after: fn(&L),
+    ) -> stats::Snapshot {
+        self.run(new, acquire, unlock, after)
     }
 
     fn run<L: RawLock + 'static>(
         self,
         new: fn() -> L,
+        acquire: fn(&L, usize) -> bool,
         unlock: fn(&L),
         after: fn(&L),
     ) -> stats::Snapshot {
@@ -147,18 +161,24 @@ impl Model {
             let s = Arc::new(Shared {
                 lock: new(),
                 counter: UnsafeCell::new(0),
+                acquired: loom::sync::atomic::AtomicU32::new(0),
             });
             let slots: std::vec::Vec<&'static Slot> = (0..m.threads)
                 .map(|_| crate::slot::claim().expect("loom slot table too small"))
                 .collect();
             let handles: std::vec::Vec<_> = slots
                 .iter()
-                .map(|&slot| {
+                .enumerate()
+                .map(|(t, &slot)| {
                     let s = s.clone();
                     loom::thread::spawn(move || {
                         MY_SLOT.with(|c| c.set(Some(slot)));
                         for _ in 0..m.rounds {
-                            s.lock.lock();
+                            if !acquire(&s.lock, t) {
+                                continue;
+                            }
+                            s.acquired
+                                .fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
                             for _ in 0..m.cs_yields {
                                 loom::thread::yield_now();
                             }
@@ -181,7 +201,9 @@ impl Model {
                 // SAFETY: all other threads have been joined.
                 unsafe { *c }
             });
-            assert_eq!(total, (m.threads * m.rounds) as u32);
+            let acquired = s.acquired.load(loom::sync::atomic::Ordering::Relaxed);
+            assert_eq!(total, acquired);
+            assert!(acquired <= (m.threads * m.rounds) as u32);
             after(&s.lock);
         });
         crate::sync::set_model_cpus(0);
@@ -189,9 +211,70 @@ impl Model {
     }
 }
 
+impl Model {
+    /// A model of threads of its own (the `RwLock` and `Condvar` models): in each execution
+    /// `setup` makes the shared state, thread `t` (of `threads`) runs `body(&state, t)` with a
+    /// waiter slot of its own, and `after` checks the state once every thread has joined.
+    /// `rounds` and `cs_yields` are the body's business. Returns the lock events counted over
+    /// all executions.
+    pub(crate) fn check_threads<S: Send + Sync + 'static>(
+        self,
+        setup: fn() -> S,
+        body: fn(&S, usize),
+        after: fn(&S),
+    ) -> stats::Snapshot {
+        stats::reset();
+        crate::sync::set_model_cpus(self.cpus.unwrap_or(0));
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(self.preemptions);
+        }
+        let threads = self.threads;
+        builder.check(move || {
+            crate::load::reset_for_model();
+            let state = Arc::new(setup());
+            let slots: std::vec::Vec<&'static Slot> = (0..threads)
+                .map(|_| crate::slot::claim().expect("loom slot table too small"))
+                .collect();
+            let handles: std::vec::Vec<_> = slots
+                .iter()
+                .enumerate()
+                .map(|(t, &slot)| {
+                    let state = state.clone();
+                    loom::thread::spawn(move || {
+                        MY_SLOT.with(|c| c.set(Some(slot)));
+                        body(&state, t);
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+            for slot in slots {
+                crate::slot::release(slot);
+            }
+            after(&state);
+        });
+        crate::sync::set_model_cpus(0);
+        stats::snapshot()
+    }
+}
+
+fn lock<L: RawLock>(l: &L, _thread: usize) -> bool {
+    l.lock();
+    true
+}
+
+fn unlock<L: RawLock>(l: &L) {
+    // SAFETY: the model calls this with the lock held.
+    unsafe { l.unlock() }
+}
+
 struct Shared<L> {
     lock: L,
     counter: UnsafeCell<u32>,
+    /// Acquisitions that succeeded (a timed one may not).
+    acquired: loom::sync::atomic::AtomicU32,
 }
 // SAFETY: the counter is only accessed under the lock (which loom checks) or after joining.
 unsafe impl<L: Sync> Sync for Shared<L> {}

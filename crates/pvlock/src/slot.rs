@@ -6,8 +6,9 @@
 //! its wake-up latch (for the backends). The kernel keeps these per CPU; a user-space thread cannot
 //! be pinned to a CPU, so pvlock keeps them per *thread*, in a fixed, pre-allocated table of
 //! [`MAX_SLOTS`] cache-line-aligned [`Slot`]s. Each part of a slot belongs to the module that uses
-//! it: [`Node`] to `queued`, [`Record`] here (`Ticket`, `Byte`), [`Account`] to the policy,
-//! [`Seen`] to the load count, [`Latch`] to the backends.
+//! it: [`Node`] to `queued`, [`Record`] here (`Ticket`, `Byte`, timed `Queued` waiters),
+//! [`Account`] to the policy, [`Seen`] to the load count, [`CvLink`] to `condvar`, [`Latch`] to
+//! the backends.
 //!
 //! * A thread claims a slot the first time it has to wait (never on the fast path), keeps it while
 //!   it lives and gives it back when it exits, so slots are recycled.
@@ -60,6 +61,16 @@ pub(crate) struct Record {
     pub(crate) want: AtomicU32,
 }
 
+/// A `Condvar` waiter's place in its condition variable's lists.
+// Without `std` there is no `Condvar`.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
+pub(crate) struct CvLink {
+    /// The next waiter in the list, as slot index + 1; 0 = none.
+    pub(crate) next: AtomicU32,
+    /// Where the waiter is: idle, waiting, chained, notified (`condvar` module).
+    pub(crate) state: AtomicU32,
+}
+
 /// One waiter's state, as other threads find it. Two cache lines, so that a waiter spinning on
 /// its own slot never shares a line with a lock word or another waiter.
 #[repr(align(128))]
@@ -68,6 +79,8 @@ pub struct Slot {
     pub(crate) record: Record,
     pub(crate) account: Account,
     pub(crate) seen: Seen,
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) cv: CvLink,
     // Without `std` only a backend of the user's own blocks, on whatever it likes.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) latch: Latch,
@@ -81,6 +94,7 @@ impl Slot {
                 record: Record { lock: AtomicUsize::new(0), want: AtomicU32::new(0) },
                 account: Account::new(),
                 seen: Seen::new(),
+                cv: CvLink { next: AtomicU32::new(0), state: AtomicU32::new(0) },
                 latch: Latch::new(),
             }
         }
@@ -244,6 +258,8 @@ pub(crate) fn release(s: &'static Slot) {
     s.node.next.store(0, Ordering::Relaxed);
     s.node.locked.store(0, Ordering::Relaxed);
     s.node.state.store(0, Ordering::Relaxed);
+    s.cv.next.store(0, Ordering::Relaxed);
+    s.cv.state.store(0, Ordering::Relaxed);
     // Release: the resets above happen before the next claimant's Acquire.
     claims().words[index / 64].fetch_and(!(1 << (index % 64)), Ordering::Release);
 }

@@ -31,6 +31,15 @@
 //! | `pv_queued_pending` | `Queued` pv: joined the queue because the head was spinning (pending set) |
 //! | `pv_queued_spin` | `Queued` pv: joined the queue because the lock stayed held for the whole spin budget |
 //! | `pv_queued_ns` | `Queued` pv: nanoseconds spent in queues, summed over threads (with `std`) |
+//! | `timed_wait` | a timed waiter (`try_lock_for`, `try_lock_until`) of `Queued` or `Byte` blocked |
+//! | `timed_kick` | an unlock kicked a blocked timed waiter |
+//! | `timed_out` | a timed acquisition gave up at its deadline |
+//! | `rw_read_slowpath` | an `RwLock` read missed the fast path and queued on the wait lock |
+//! | `rw_write_slowpath` | an `RwLock` write missed the fast path and queued on the wait lock |
+//! | `rw_wait` | the `RwLock` wait-lock holder blocked: a reader waiting for the writer, or a writer (or upgrader) waiting for the readers to leave |
+//! | `rw_kick` | an `RwLock` release kicked the blocked wait-lock holder |
+//! | `cv_wait` | a `Condvar` waiter blocked |
+//! | `cv_chain` | a waiter woken by `notify_all` woke the next one, once it held the mutex (no thundering herd) |
 //!
 //! `lock_handed`, `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield`, `pv_link_yield`,
 //! `pv_spin_skip` and the last
@@ -39,7 +48,8 @@
 //! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
 //! a time, so `pv_queued_ns` divided by the threads' total time is the share of them that is out
 //! of the game, and divided by the three `pv_queued_*` counts the mean stay in the queue.
-//! `pvlock bench` built with `--features stats` prints both.
+//! `pvlock bench` built with `--features stats` prints both. The `timed_*`, `rw_*` and `cv_*`
+//! events count the timed acquisitions, the `RwLock` and the `Condvar`.
 
 /// Lock events; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,11 +78,20 @@ pub enum Event {
     PvQueuedPending,
     PvQueuedSpin,
     PvQueuedNs,
+    TimedWait,
+    TimedKick,
+    TimedOut,
+    RwReadSlowpath,
+    RwWriteSlowpath,
+    RwWait,
+    RwKick,
+    CvWait,
+    CvChain,
 }
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 22] = [
+    pub const ALL: [Event; 31] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
@@ -95,6 +114,15 @@ impl Event {
         Event::PvQueuedPending,
         Event::PvQueuedSpin,
         Event::PvQueuedNs,
+        Event::TimedWait,
+        Event::TimedKick,
+        Event::TimedOut,
+        Event::RwReadSlowpath,
+        Event::RwWriteSlowpath,
+        Event::RwWait,
+        Event::RwKick,
+        Event::CvWait,
+        Event::CvChain,
     ];
 
     /// The kernel's name of the event.
@@ -122,6 +150,15 @@ impl Event {
             Event::PvQueuedPending => "pv_queued_pending",
             Event::PvQueuedSpin => "pv_queued_spin",
             Event::PvQueuedNs => "pv_queued_ns",
+            Event::TimedWait => "timed_wait",
+            Event::TimedKick => "timed_kick",
+            Event::TimedOut => "timed_out",
+            Event::RwReadSlowpath => "rw_read_slowpath",
+            Event::RwWriteSlowpath => "rw_write_slowpath",
+            Event::RwWait => "rw_wait",
+            Event::RwKick => "rw_kick",
+            Event::CvWait => "cv_wait",
+            Event::CvChain => "cv_chain",
         }
     }
 }

@@ -68,6 +68,33 @@ impl Deadline {
         }
     }
 
+    /// At `at` (the timed lock paths' deadline).
+    #[cfg(all(feature = "std", not(loom)))]
+    #[inline]
+    pub(crate) fn at(at: std::time::Instant) -> Deadline {
+        Deadline { at }
+    }
+
+    /// Under loom: a deadline that passes after `checks` looks at it (there is no clock).
+    #[cfg(loom)]
+    pub(crate) fn after_checks(checks: u32) -> Deadline {
+        Deadline {
+            checks: core::cell::Cell::new(checks),
+        }
+    }
+
+    /// The time left until the deadline (zero once passed). Under loom, and without a clock, a
+    /// nominal millisecond: what matters there is [`passed`](Self::passed).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn remaining(&self) -> core::time::Duration {
+        #[cfg(all(feature = "std", not(loom)))]
+        let left = self.at.saturating_duration_since(std::time::Instant::now());
+        #[cfg(not(all(feature = "std", not(loom))))]
+        let left = core::time::Duration::from_millis(1);
+        left
+    }
+
     /// Whether the deadline has passed.
     #[inline]
     pub(crate) fn passed(&self) -> bool {

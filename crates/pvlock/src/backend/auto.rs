@@ -28,6 +28,14 @@ unsafe impl Backend for Auto {
     }
 
     #[inline]
+    fn wait_timeout(me: &Slot, ptr: &AtomicU32, val: u32, timeout: core::time::Duration) {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        super::futex::futex_wait_timeout(me, ptr, val, Some(timeout));
+        #[cfg(not(all(target_os = "linux", not(loom))))]
+        super::park::park_wait_timeout(me, ptr, val, timeout);
+    }
+
+    #[inline]
     fn kick(target: &Slot) {
         #[cfg(all(target_os = "linux", not(loom)))]
         super::futex::futex_kick(target);

@@ -36,10 +36,35 @@ unsafe impl Backend for Futex {
     fn kick(target: &Slot) {
         futex_kick(target)
     }
+
+    fn wait_timeout(me: &Slot, ptr: &AtomicU32, val: u32, timeout: core::time::Duration) {
+        futex_wait_timeout(me, ptr, val, Some(timeout))
+    }
 }
 
 #[inline]
 pub(crate) fn futex_wait(me: &Slot, ptr: &AtomicU32, val: u32) {
+    futex_wait_timeout(me, ptr, val, None)
+}
+
+/// `timeout` as the relative `timespec` of `FUTEX_WAIT` (saturating at the largest `time_t`).
+fn timespec(timeout: core::time::Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below 10^9: fits every `c_long`.
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// The futex wait, with a relative timeout (`None`: none). A timeout ends the sleep as a kick
+/// would; the latch is reset the same way (module docs).
+#[inline]
+pub(crate) fn futex_wait_timeout(
+    me: &Slot,
+    ptr: &AtomicU32,
+    val: u32,
+    timeout: Option<core::time::Duration>,
+) {
     // SeqCst: this load is the re-check after the caller published "I am about to wait"; it must
     // not be reordered before that publication (the kernel's "full barrier, then re-check").
     if ptr.load(Ordering::SeqCst) != val {
@@ -49,20 +74,26 @@ pub(crate) fn futex_wait(me: &Slot, ptr: &AtomicU32, val: u32) {
     if me.latch.futex.fetch_sub(1, Ordering::Acquire) == NOTIFIED {
         return; // consumed a latched kick; the word is EMPTY again
     }
-    // Now PARKED. Sleep until the word changes (a kick), or spuriously.
-    // SAFETY: FUTEX_WAIT only reads the 4-byte aligned word at a valid address; the slot lives in
-    // a static table and is never freed.
+    // Now PARKED. Sleep until the word changes (a kick), the timeout runs out, or spuriously.
+    let ts = timeout.map(timespec);
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT only reads the 4-byte aligned word at a valid address (the slot lives in
+    // a static table and is never freed) and the timespec, which lives on our stack until the
+    // call returns (or is null: no timeout).
     unsafe {
         libc::syscall(
             libc::SYS_futex,
             me.latch.futex.as_ptr(),
             libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
             PARKED,
-            core::ptr::null::<libc::timespec>(),
+            ts_ptr,
         );
     }
-    // Whatever woke us (a kick, a signal, a spurious wake-up), reset the latch to EMPTY; if it was
-    // NOTIFIED we consumed the kick, otherwise this is a spurious return, which the contract allows.
+    // Whatever woke us (a kick, the timeout, a signal, a spurious wake-up), reset the latch to
+    // EMPTY; if it was NOTIFIED we consumed the kick, otherwise this is a spurious return, which
+    // the contract allows.
     me.latch.futex.swap(EMPTY, Ordering::Acquire);
 }
 

@@ -12,17 +12,20 @@
 //!   target waits must be **latched**: the next `wait` of that slot returns at once. This is what
 //!   makes the lock protocols free of lost wake-ups; they only ever kick after publishing the
 //!   change the waiter waits for, and a waiter only waits after publishing that it is about to.
+//! * [`Backend::wait_timeout`]`(me, ptr, val, timeout)` is `wait` that also returns once
+//!   `timeout` has run out, for the timed lock paths; the default returns at once (the caller
+//!   then polls until its deadline), so a backend need not provide it.
 //! * [`Backend::current`] names the calling thread's (or CPU's) [`Slot`]: its queue node and
 //!   latch, which other threads find by index.
 //! * [`Backend::BLOCKING`] is `false` for a backend that never blocks ([`Spin`]); every pv branch
 //!   of the algorithms is guarded by it and compiles away.
 //!
-//! | backend | wait | kick | where |
-//! |---|---|---|---|
-//! | [`Spin`] | one `PAUSE` | nothing | everywhere, `no_std`; the native lock |
-//! | [`Futex`] | `FUTEX_WAIT` on the slot's latch word | `FUTEX_WAKE` if the waiter sleeps | Linux + `std` |
-//! | [`Park`] | a `Condvar` on the slot's latch | `notify_one` | any `std` platform |
-//! | [`Auto`] | [`Futex`] on Linux, else [`Park`] | same | `std` |
+//! | backend | wait | wait_timeout | kick | where |
+//! |---|---|---|---|---|
+//! | [`Spin`] | one `PAUSE` | one `PAUSE` | nothing | everywhere, `no_std`; the native lock |
+//! | [`Futex`] | `FUTEX_WAIT` on the slot's latch word | `FUTEX_WAIT` with a relative timeout | `FUTEX_WAKE` if the waiter sleeps | Linux + `std` |
+//! | [`Park`] | a `Condvar` on the slot's latch | `Condvar::wait_timeout` | `notify_one` | any `std` platform |
+//! | [`Auto`] | [`Futex`] on Linux, else [`Park`] | same | same | `std` |
 //!
 //! # Writing a backend for an OS kernel in a guest (`no_std`)
 //!
@@ -125,4 +128,20 @@ pub unsafe trait Backend: 'static {
 
     /// Wakes the owner of `target`, or latches the kick so its next wait returns at once.
     fn kick(target: &Slot);
+
+    /// [`wait`](Backend::wait) for at most `timeout`: blocks the owner of `me` while
+    /// `*ptr == val`, no kick is latched in `me` and the timeout has not run out; may return
+    /// spuriously. The timed lock paths (`try_lock_for`, `Condvar::wait_for`) call it with the
+    /// time left to their deadline and re-check both their condition and the clock after it
+    /// returns.
+    ///
+    /// The default does not block: it returns at once (a spurious return, which the contract
+    /// allows), so a timed waiter of a backend without a timed wait polls until its deadline.
+    /// Correct for every backend; the built-in blocking backends override it with the OS's timed
+    /// wait (`FUTEX_WAIT` with a timeout, `Condvar::wait_timeout`).
+    #[inline]
+    fn wait_timeout(me: &Slot, ptr: &AtomicU32, val: u32, timeout: core::time::Duration) {
+        let _ = (me, ptr, val, timeout);
+        crate::sync::spin_loop();
+    }
 }

@@ -45,6 +45,10 @@ unsafe impl Backend for Park {
     fn kick(target: &Slot) {
         park_kick(target)
     }
+
+    fn wait_timeout(me: &Slot, ptr: &AtomicU32, val: u32, timeout: core::time::Duration) {
+        park_wait_timeout(me, ptr, val, timeout)
+    }
 }
 
 pub(crate) fn park_wait(me: &Slot, ptr: &AtomicU32, val: u32) {
@@ -69,6 +73,57 @@ pub(crate) fn park_wait(me: &Slot, ptr: &AtomicU32, val: u32) {
             .unwrap_or_else(|e| e.into_inner());
     }
     *token = false;
+}
+
+/// [`park_wait`] for at most `timeout`; the token is consumed if it is set when the wait ends.
+#[cfg(not(loom))]
+pub(crate) fn park_wait_timeout(
+    me: &Slot,
+    ptr: &AtomicU32,
+    val: u32,
+    timeout: core::time::Duration,
+) {
+    // SeqCst: the re-check after the caller's publication (see the futex backend).
+    if ptr.load(Ordering::SeqCst) != val {
+        return;
+    }
+    let end = std::time::Instant::now().checked_add(timeout);
+    let mut token = me
+        .latch
+        .park
+        .token
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    while !*token {
+        let left = match end {
+            Some(end) => end.saturating_duration_since(std::time::Instant::now()),
+            None => timeout, // a timeout beyond the clock's range: wait in its slices
+        };
+        if left.is_zero() {
+            return;
+        }
+        token = me
+            .latch
+            .park
+            .cvar
+            .wait_timeout(token, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    *token = false;
+}
+
+/// Under loom there is no clock: a timed wait is an untimed one (the models' deadlines run out
+/// by counting checks, `crate::sync::Deadline`), so a waiter that the protocol forgot to kick
+/// deadlocks the model instead of timing out.
+#[cfg(loom)]
+pub(crate) fn park_wait_timeout(
+    me: &Slot,
+    ptr: &AtomicU32,
+    val: u32,
+    _timeout: core::time::Duration,
+) {
+    park_wait(me, ptr, val)
 }
 
 pub(crate) fn park_kick(target: &Slot) {

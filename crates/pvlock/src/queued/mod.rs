@@ -8,7 +8,7 @@
 //! ```text
 //!  31                          16 15          9   8   7               0
 //! +------------------------------+-------------+---+-----------------+
-//! |  tail: waiter slot index + 1 |      0      | P |   locked byte   |
+//! |  tail: waiter slot index + 1 |    timed    | P |   locked byte   |
 //! +------------------------------+-------------+---+-----------------+
 //! ```
 //!
@@ -21,6 +21,8 @@
 //! * `P`, pending: native: the one waiter that waits without a queue node; pv: the queue head is
 //!   spinning actively, newcomers must not steal.
 //! * tail: the last waiter of the MCS queue, as its [`Slot`] index + 1; 0 = no queue.
+//! * timed (pv only): how many timed waiters (`try_lock_for`) sleep beside the queue; every
+//!   unlock that sees a non-zero count kicks them (module `timed`, "Timed locking" below).
 //!
 //! Rust has no mixed-size atomics on one location, so every byte or half-word operation of the
 //! kernel is a 32-bit RMW here: `clear_pending_set_locked` is one `fetch_add`, the unlock (native
@@ -181,6 +183,17 @@
 //! `fetch_and` could too, but only the subtraction makes the common unlock a single RMW whatever
 //! the tail holds (`fetch_and` returning the old value is a CAS loop on x86).
 //!
+//! # Timed locking
+//!
+//! `try_lock_for` / `try_lock_until` (and `lock_api::RawMutexTimed`, with a blocking backend): a
+//! timed waiter never joins the MCS queue, because a queued waiter cannot leave it (its
+//! predecessor hands it the queue, and its node is its thread's only one). It spins, then counts
+//! itself in the `timed` field and sleeps with a timeout; every unlock that reads a non-zero count
+//! wakes every counted waiter, which then takes the lock as a stealer would (never past a spinning
+//! head) or counts itself out when its deadline passes. The protocol and its proof are in the
+//! `timed` submodule's docs. `Queued<Spin>` has no timed locking: in the native protocol only the
+//! queue head may take a queued lock, so a timed waiter could never get a busy one.
+//!
 //! # The policy it consults
 //!
 //! The slow path asks the waiting policy at these points; the reasons and measurements of
@@ -230,6 +243,7 @@ pub(crate) mod node;
 mod pv;
 #[cfg(all(test, not(loom)))]
 mod tests;
+mod timed;
 
 use core::marker::PhantomData;
 
@@ -247,6 +261,9 @@ const SLOW: u32 = 3;
 const HANDED: u32 = 4;
 const PENDING: u32 = 1 << 8;
 const LOCKED_PENDING_MASK: u32 = LOCKED_MASK | PENDING;
+/// One timed waiter in the `timed` count (bits 9-15; pv only).
+const TIMED_ONE: u32 = 1 << 9;
+const TIMED_MASK: u32 = 0x7F << 9;
 const TAIL_SHIFT: u32 = 16;
 const TAIL_MASK: u32 = !0 << TAIL_SHIFT;
 
@@ -315,6 +332,7 @@ impl<B: Backend> core::fmt::Debug for Queued<B> {
         f.debug_struct("Queued")
             .field("locked", &(w & LOCKED_MASK))
             .field("pending", &(w & PENDING != 0))
+            .field("timed", &((w & TIMED_MASK) / TIMED_ONE))
             .field("tail", &(w >> TAIL_SHIFT))
             .finish()
     }
@@ -329,27 +347,32 @@ impl<B: Backend> Queued<B> {
     }
 
     /// Whether the lock is held, or being handed over to a waiter, now. As in the kernel any
-    /// non-zero word counts: a waiter about to take the lock makes it "locked" already.
+    /// non-zero word counts (a waiter about to take the lock makes it "locked" already), except
+    /// the count of sleeping timed waiters.
     #[inline]
     pub fn is_locked(&self) -> bool {
-        self.word.load(Ordering::Relaxed) != 0
+        self.word.load(Ordering::Relaxed) & !TIMED_MASK != 0
     }
 
-    /// Whether threads are waiting now (pending bit or queue).
+    /// Whether threads are waiting now (pending bit, queue, or timed waiters).
     #[inline]
     pub fn is_contended(&self) -> bool {
         self.word.load(Ordering::Relaxed) & !LOCKED_MASK != 0
     }
 
-    /// Takes the lock if it is free and nobody waits for it now.
+    /// Takes the lock if it is free and nobody is queued or pending for it now (sleeping timed
+    /// waiters do not stop it: they race for the lock like any newcomer).
     #[inline]
     pub fn try_lock(&self) -> bool {
-        if self.word.load(Ordering::Relaxed) != 0 {
+        let w = self.word.load(Ordering::Relaxed);
+        // Only pv words carry a timed count.
+        let others = if B::BLOCKING { w & !TIMED_MASK } else { w };
+        if others != 0 {
             return false;
         }
         // Acquire: the previous holder's critical section happens before ours.
         self.word
-            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(w, w | LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     }
 
@@ -385,9 +408,9 @@ impl<B: Backend> Queued<B> {
         // borrows nothing. Release ends the critical section.
         let old = self.word.fetch_sub(LOCKED, Ordering::Release);
         // pv: a byte that was SLOW is now UNLOCKING: the lock stays held for everyone else while
-        // we remove the hash entry and kick the queue head.
-        if B::BLOCKING && old & LOCKED_MASK != LOCKED {
-            self.unlock_slow(old & LOCKED_MASK, 0);
+        // we remove the hash entry and kick the queue head. Timed waiters counted: kick them.
+        if B::BLOCKING && old & (LOCKED_MASK | TIMED_MASK) != LOCKED {
+            self.unlock_wake(old);
         }
     }
 
@@ -422,7 +445,8 @@ impl<B: Backend> Queued<B> {
                 byte, LOCKED,
                 "pvlock: unlock_fair of a Queued lock not held"
             );
-            let handing = val & !LOCKED_MASK != 0;
+            // Handed to the queue or the pending waiter only: timed waiters take a free lock.
+            let handing = val & (TAIL_MASK | PENDING) != 0;
             let new = if handing {
                 val - LOCKED + HANDED
             } else {
@@ -438,6 +462,9 @@ impl<B: Backend> Queued<B> {
                 Ok(_) => {
                     if handing {
                         count(Event::LockHanded);
+                    }
+                    if B::BLOCKING && val & TIMED_MASK != 0 {
+                        Self::kick_timed(self.addr());
                     }
                     return;
                 }

@@ -440,12 +440,18 @@ impl<B: Backend> Queued<B> {
         // changes the byte while it is UNLOCKING (stealers and the head need 0, the head never
         // sets SLOW over it), so this sets it without touching tail/pending. After this RMW the
         // lock may be freed or reused: we never read it again, only the (static) node.
-        self.word
+        let addr = self.addr();
+        let old = self
+            .word
             .fetch_add(to.wrapping_sub(UNLOCKING), Ordering::Release);
         count(Event::PvKickUnlock);
         if to != 0 {
             count(Event::LockHanded);
         }
         B::kick(node);
+        // Timed waiters counted at our release (module `timed`): kick them too.
+        if old & super::TIMED_MASK != 0 {
+            Self::kick_timed(addr);
+        }
     }
 }
