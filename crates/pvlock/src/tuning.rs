@@ -172,7 +172,7 @@ pub(crate) fn steals_from_env() -> u32 {
 /// The spin budget in force.
 #[cfg(all(feature = "std", not(loom)))]
 pub fn spin_budget() -> core::time::Duration {
-    crate::policy::budget::spin_budget()
+    spin::spin_budget()
 }
 
 /// Sets the spin budget, clamped to 0 to 10 ms; returns the budget in force (converted to spin
@@ -180,13 +180,14 @@ pub fn spin_budget() -> core::time::Duration {
 #[cfg(all(feature = "std", not(loom)))]
 pub fn set_spin_budget(budget: core::time::Duration) -> core::time::Duration {
     let ns = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
-    crate::policy::budget::set_spin_ns(SPIN_NS.clamp(ns));
+    spin::set_spin_ns(SPIN_NS.clamp(ns));
     spin_budget()
 }
 
 /// The spin budget in force, in iterations of the spin loop (a `PAUSE` and a load).
+#[inline]
 pub fn spin_iterations() -> u32 {
-    crate::policy::budget::iterations()
+    spin::iterations()
 }
 
 /// Sets the spin budget in iterations of the spin loop, clamped to 1 to 1 048 576; returns the
@@ -195,21 +196,182 @@ pub fn spin_iterations() -> u32 {
 /// what one iteration costs differs tenfold between CPUs.
 pub fn set_spin_iterations(iterations: u32) -> u32 {
     let n = iterations.clamp(1, 1 << 20);
-    crate::policy::budget::set_iterations(n);
+    spin::set_iterations(n);
     n
 }
 
 /// The steal budget in force.
+#[inline]
 pub fn steal_budget() -> u32 {
-    crate::policy::steal::budget()
+    steal::steals()
 }
 
 /// Sets the steal budget, clamped to 256 to 1 048 576; returns the budget in force. Each thread
 /// picks it up at its next pass through a queue.
 pub fn set_steal_budget(steals: u32) -> u32 {
     let n = STEALS.clamp(u64::from(steals)) as u32;
-    crate::policy::steal::set_budget(n);
+    steal::store_steals(n);
     n
+}
+
+/// The spin budget in iterations of a spin loop, calibrated from the budget in time.
+///
+/// The budget is set in **time**, because one `PAUSE` costs anything from about 10 to 140 cycles
+/// depending on the CPU (parking_lot issue #201: a budget in iterations does not port). At first
+/// use pvlock times a run of `PAUSE`s and converts the budget to iterations of the spin loop (a
+/// `PAUSE` and a load), so the spin loops never read a clock. Without `std` there is no clock:
+/// the budget is 4096 iterations until set in iterations.
+mod spin {
+    #[cfg(all(feature = "std", not(loom)))]
+    use super::spin_ns_from_env;
+
+    #[cfg(not(loom))]
+    use crate::sync::{AtomicU32, Ordering};
+
+    /// The budget in iterations where no clock is available (`no_std`).
+    #[cfg(not(loom))]
+    const DEFAULT_ITERATIONS: u32 = 1 << 12;
+
+    /// The budget in iterations; 0 = not calibrated yet.
+    #[cfg(not(loom))]
+    static ITERATIONS: AtomicU32 = AtomicU32::new(0);
+    /// Nanoseconds per 1024 spin iterations; 0 = not measured yet.
+    #[cfg(all(feature = "std", not(loom)))]
+    static NS_PER_1K: AtomicU32 = AtomicU32::new(0);
+
+    /// The budget in spin iterations (calibrated on first call).
+    #[cfg(not(loom))]
+    #[inline]
+    pub(crate) fn iterations() -> u32 {
+        // Relaxed: a tuning value; a thread that reads an older one spins a little more or less.
+        match ITERATIONS.load(Ordering::Relaxed) {
+            0 => calibrate(),
+            n => n,
+        }
+    }
+
+    /// Under loom: spin once, then wait, so that the models reach the blocking paths.
+    #[cfg(loom)]
+    #[inline]
+    pub(crate) fn iterations() -> u32 {
+        1
+    }
+
+    /// Stores the budget in iterations (0 is stored as 1: "block after one check"); the callers
+    /// keep it in its valid range.
+    #[cfg(not(loom))]
+    pub(crate) fn set_iterations(n: u32) {
+        ITERATIONS.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Under loom the budget is fixed.
+    #[cfg(loom)]
+    pub(crate) fn set_iterations(_n: u32) {}
+
+    #[cfg(all(not(feature = "std"), not(loom)))]
+    #[cold]
+    fn calibrate() -> u32 {
+        ITERATIONS.store(DEFAULT_ITERATIONS, Ordering::Relaxed);
+        DEFAULT_ITERATIONS
+    }
+
+    #[cfg(all(feature = "std", not(loom)))]
+    #[cold]
+    fn calibrate() -> u32 {
+        let _ = DEFAULT_ITERATIONS;
+        let n = ns_to_iterations(spin_ns_from_env());
+        // Several threads may calibrate at once; they all store about the same value.
+        ITERATIONS.store(n, Ordering::Relaxed);
+        n
+    }
+
+    /// Nanoseconds 1024 spin iterations cost on this CPU (a `PAUSE` plus a load each), measured
+    /// once: the best of a few short runs, the undisturbed cost (the measuring thread may be
+    /// preempted).
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn ns_per_1k_iterations() -> u32 {
+        let known = NS_PER_1K.load(Ordering::Relaxed);
+        if known != 0 {
+            return known;
+        }
+        let probe = core::sync::atomic::AtomicU32::new(0);
+        let mut best = u128::MAX;
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            for _ in 0..1024 * 4 {
+                core::hint::spin_loop();
+                core::hint::black_box(probe.load(Ordering::Relaxed));
+            }
+            best = best.min(t.elapsed().as_nanos() / 4);
+        }
+        let v = best.clamp(1, u32::MAX as u128) as u32;
+        NS_PER_1K.store(v, Ordering::Relaxed);
+        v
+    }
+
+    #[cfg(all(feature = "std", not(loom)))]
+    fn ns_to_iterations(ns: u64) -> u32 {
+        let per_1k = u64::from(ns_per_1k_iterations());
+        (ns.saturating_mul(1024) / per_1k).clamp(1, u64::from(u32::MAX)) as u32
+    }
+
+    /// Stores the spin budget given in nanoseconds; the caller ([`set_spin_budget`]) has clamped it.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn set_spin_ns(ns: u64) {
+        set_iterations(ns_to_iterations(ns));
+    }
+
+    /// The spin budget in force, as a duration.
+    #[cfg(all(feature = "std", not(loom)))]
+    pub(crate) fn spin_budget() -> core::time::Duration {
+        let ns = u64::from(iterations()) * u64::from(ns_per_1k_iterations()) / 1024;
+        core::time::Duration::from_nanos(ns)
+    }
+}
+
+/// The steal budget's storage.
+mod steal {
+    #[cfg(not(loom))]
+    use super::steals_from_env;
+
+    /// The steal budget in force + 1 (0: not read from the environment yet).
+    #[cfg(not(loom))]
+    static BUDGET_PLUS_1: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+    /// The steal budget in force, in steals past queued waiters between two queue passes.
+    #[cfg(not(loom))]
+    #[inline]
+    pub(super) fn steals() -> u32 {
+        // Relaxed: a tuning value; a thread picks a new one up at its next queue pass.
+        match BUDGET_PLUS_1.load(core::sync::atomic::Ordering::Relaxed) {
+            0 => {
+                let n = steals_from_env();
+                store_steals(n);
+                n
+            }
+            n => n - 1,
+        }
+    }
+
+    /// Under loom: one steal, then queue, so that the models reach both branches.
+    #[cfg(loom)]
+    #[inline]
+    pub(super) fn steals() -> u32 {
+        1
+    }
+
+    /// Stores the steal budget; the caller ([`set_steal_budget`]) has clamped it.
+    #[cfg(not(loom))]
+    pub(super) fn store_steals(steals: u32) {
+        BUDGET_PLUS_1.store(
+            steals.min(u32::MAX - 1) + 1,
+            core::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Under loom the budget is fixed.
+    #[cfg(loom)]
+    pub(super) fn store_steals(_steals: u32) {}
 }
 
 // ---- The fixed values of the slow paths ----

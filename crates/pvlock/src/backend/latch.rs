@@ -1,7 +1,12 @@
 //! A waiter's wake-up latch: the part of its [`Slot`](crate::slot::Slot) that the built-in
-//! backends block on and kick.
+//! backends block on and kick. (The types only: how each backend uses its latch is in its module.)
 
 use crate::sync::AtomicU32;
+
+#[cfg(all(feature = "std", loom))]
+use loom::sync::{Condvar, Mutex};
+#[cfg(all(feature = "std", not(loom)))]
+use std::sync::{Condvar, Mutex};
 
 /// The latches of the built-in backends (a waiter uses the one of its lock's backend).
 pub(crate) struct Latch {
@@ -13,7 +18,7 @@ pub(crate) struct Latch {
     pub(crate) futex: AtomicU32,
     /// A token and a condition variable ([`Park`](super::Park)).
     #[cfg(feature = "std")]
-    pub(crate) park: super::park::Latch,
+    pub(crate) park: ParkLatch,
 }
 
 impl Latch {
@@ -22,8 +27,25 @@ impl Latch {
             Latch {
                 futex: AtomicU32::new(0),
                 #[cfg(feature = "std")]
-                park: super::park::Latch::new(),
+                park: ParkLatch::new(),
             }
+        }
+    }
+}
+
+/// The latch of [`Park`](super::Park): a token under a mutex, and a condition variable to sleep
+/// on until it is set.
+#[cfg(feature = "std")]
+pub(crate) struct ParkLatch {
+    pub(crate) token: Mutex<bool>,
+    pub(crate) cvar: Condvar,
+}
+
+#[cfg(feature = "std")]
+impl ParkLatch {
+    crate::sync::const_fn! {
+        pub(crate) fn new() -> ParkLatch {
+            ParkLatch { token: Mutex::new(false), cvar: Condvar::new() }
         }
     }
 }

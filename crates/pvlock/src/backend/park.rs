@@ -9,25 +9,6 @@ use super::Backend;
 use crate::slot::Slot;
 use crate::sync::{AtomicU32, Ordering};
 
-#[cfg(loom)]
-use loom::sync::{Condvar, Mutex};
-#[cfg(not(loom))]
-use std::sync::{Condvar, Mutex};
-
-/// The per-slot latch of [`Park`].
-pub(crate) struct Latch {
-    token: Mutex<bool>,
-    cvar: Condvar,
-}
-
-impl Latch {
-    crate::sync::const_fn! {
-        pub(crate) fn new() -> Latch {
-            Latch { token: Mutex::new(false), cvar: Condvar::new() }
-        }
-    }
-}
-
 /// Blocks on a mutex + condition variable per waiter slot: portable, a little slower than
 /// [`Futex`](super::Futex) on Linux. A kick before the wait is latched.
 #[derive(Debug, Clone, Copy, Default)]

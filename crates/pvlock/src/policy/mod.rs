@@ -22,7 +22,6 @@
 //! Without `std` the CPU count is unknown, nothing is ever crowded, and there is no yielding: the
 //! policy is the kernel's (spin the budget, then block), with the steal budget always in force.
 
-pub(crate) mod budget;
 pub(crate) mod steal;
 
 use crate::load::Load;
@@ -44,7 +43,7 @@ impl Policy {
     pub(crate) fn now() -> Policy {
         Policy {
             load: Load::now(),
-            spin: budget::iterations(),
+            spin: crate::tuning::spin_iterations(),
         }
     }
 
@@ -62,7 +61,8 @@ impl Policy {
     #[inline]
     pub(crate) fn entry_spin(&self, account: &Account) -> Backoff {
         let crowded = self.load.crowded();
-        let behind = crowded && account.deficit() > FAIR_SHARE_SLACK * i64::from(steal::budget());
+        let behind = crowded
+            && account.deficit() > FAIR_SHARE_SLACK * i64::from(crate::tuning::steal_budget());
         let budget = if crowded && !behind {
             self.spin / CROWDED_ENTRY_DIV
         } else {
@@ -75,14 +75,14 @@ impl Policy {
     /// policy's load (and counts it).
     #[inline(always)]
     pub(crate) fn may_bypass(&self, account: &Account) -> bool {
-        account.may_bypass(steal::budget(), || self.load)
+        account.may_bypass(crate::tuning::steal_budget(), || self.load)
     }
 
     /// [`may_bypass`](Self::may_bypass) for a thread that has no snapshot yet (the inline steal
     /// of the fast path): the load is read only if the steal budget is spent.
     #[inline(always)]
     pub(crate) fn may_bypass_now(account: &Account) -> bool {
-        account.may_bypass(steal::budget(), Load::now)
+        account.may_bypass(crate::tuning::steal_budget(), Load::now)
     }
 
     /// A queued waiter's spin before it blocks: the spin budget, one check per `PAUSE`; none

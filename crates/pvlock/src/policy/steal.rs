@@ -160,45 +160,6 @@ impl Account {
     }
 }
 
-/// The steal budget in force + 1 (0: not read from the environment yet).
-#[cfg(not(loom))]
-static BUDGET_PLUS_1: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-
-/// The steal budget in force, in steals past queued waiters between two queue passes.
-#[cfg(not(loom))]
-#[inline]
-pub(crate) fn budget() -> u32 {
-    // Relaxed: a tuning value; a thread picks a new one up at its next queue pass.
-    match BUDGET_PLUS_1.load(core::sync::atomic::Ordering::Relaxed) {
-        0 => {
-            let n = crate::tuning::steals_from_env();
-            set_budget(n);
-            n
-        }
-        n => n - 1,
-    }
-}
-
-/// Under loom: one steal, then queue, so that the models reach both branches.
-#[cfg(loom)]
-#[inline]
-pub(crate) fn budget() -> u32 {
-    1
-}
-
-/// Sets the steal budget; the caller ([`crate::tuning::set_steal_budget`]) has clamped it.
-#[cfg(not(loom))]
-pub(crate) fn set_budget(steals: u32) {
-    BUDGET_PLUS_1.store(
-        steals.min(u32::MAX - 1) + 1,
-        core::sync::atomic::Ordering::Relaxed,
-    );
-}
-
-/// Under loom the budget is fixed.
-#[cfg(loom)]
-pub(crate) fn set_budget(_steals: u32) {}
-
 /// Whether bypassing queued waiters is bounded by the budget under this load: while crowded, and
 /// where the CPU count is unknown (module docs).
 #[inline]

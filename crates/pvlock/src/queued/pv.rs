@@ -9,7 +9,7 @@ use super::{
     SLOW, TAIL_MASK, UNLOCKING,
 };
 use crate::backend::Backend;
-use crate::policy::{self, Policy};
+use crate::policy::Policy;
 use crate::slot::Slot;
 use crate::stats::{count, Event};
 use crate::sync::{fence, yield_now, Deadline, Ordering};
@@ -277,7 +277,7 @@ impl<B: Backend> Queued<B> {
         }
         self.wait_head_or_lock(me, spun_out);
         // Through the queue: our steal budget starts again.
-        me.account.restart(policy::steal::budget());
+        me.account.restart(crate::tuning::steal_budget());
         Some(self.word.load(Ordering::Relaxed))
     }
 
