@@ -96,6 +96,14 @@
 //! then either takes the lock (our unlock kicks next) or finds it held by a thread whose lock RMW
 //! is later, and whose unlock is after our `sub` (it kicks another waiter, as above).
 //!
+//! # The policy it consults
+//!
+//! One question, once per wait (`Policy::queued_spin`): how long to spin before registering as
+//! a spinner and blocking. The spin budget; none while the process is crowded (more threads
+//! contending for pvlock locks than CPUs), where a spinning waiter only takes a CPU from the
+//! holder or from a thread that could use the lock next. The rule's reason and measurements are
+//! in `docs/tuning.md`.
+//!
 //! # Choices
 //!
 //! * Fast path `fetch_or(LOCKED)`: it compiles to `lock bts` on x86, as cheap uncontended as a

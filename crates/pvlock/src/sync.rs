@@ -9,7 +9,7 @@
 //! | [`spin_loop`] | `PAUSE` | `PAUSE` | a yield to the model checker |
 //! | [`yield_now`] | `sched_yield` | nothing (`can_yield()` is false) | a yield to the model checker |
 //! | [`Deadline`] | `Instant` | none: always expired | a few checks |
-//! | [`cpus`] | affinity + cgroup quota, once | unknown | what the model set ([`set_model_cpus`]) |
+//! | [`cpus`] | affinity + cgroup quota, once | unknown | what the model set (`set_model_cpus`) |
 //! | [`static_cells!`] | `static` arrays | `static` arrays | per-execution lazy statics |
 //!
 //! Under loom a spin loop must yield to the model checker, otherwise a waiter that spins on a

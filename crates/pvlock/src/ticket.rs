@@ -45,6 +45,15 @@
 //! whenever anyone waits behind the owner, and a later waiter sets the flag again itself. The
 //! loom models (`loom_tests`, three threads) fail with a deadlock if the kick, the tail check of
 //! that CAS, or the release/acquire pairing of the two RMWs is removed.
+//!
+//! # The policy it consults
+//!
+//! One question, once per wait (`Policy::queued_spin`): how long to spin on
+//! `head` before recording itself and blocking. The spin budget; none while the process is
+//! crowded (more threads contending for pvlock locks than CPUs): a FIFO waiter whose turn is
+//! behind preempted threads cannot be helped by spinning, and its spin takes a CPU from a thread
+//! that could make progress. There is nothing else to decide: the order of service is the
+//! tickets'. The rule's reason and measurements are in `docs/tuning.md`.
 
 use core::marker::PhantomData;
 

@@ -315,7 +315,7 @@ mod spin {
         (ns.saturating_mul(1024) / per_1k).clamp(1, u64::from(u32::MAX)) as u32
     }
 
-    /// Stores the spin budget given in nanoseconds; the caller ([`set_spin_budget`]) has clamped it.
+    /// Stores the spin budget given in nanoseconds; the caller ([`set_spin_budget`](super::set_spin_budget)) has clamped it.
     #[cfg(all(feature = "std", not(loom)))]
     pub(crate) fn set_spin_ns(ns: u64) {
         set_iterations(ns_to_iterations(ns));
@@ -360,7 +360,7 @@ mod steal {
         1
     }
 
-    /// Stores the steal budget; the caller ([`set_steal_budget`]) has clamped it.
+    /// Stores the steal budget; the caller ([`set_steal_budget`](super::set_steal_budget)) has clamped it.
     #[cfg(not(loom))]
     pub(super) fn store_steals(steals: u32) {
         BUDGET_PLUS_1.store(
