@@ -546,6 +546,17 @@ unsafe impl lock_api::RawMutex for RawDynMutex {
 }
 
 /// A mutex whose algorithm and backend are chosen once per process (`PVLOCK`, [`select`]).
+///
+/// ```
+/// // At start-up: resolve PVLOCK, and report a bad value instead of panicking at the first lock.
+/// let choice = pvlock::dynamic::init().unwrap_or_else(|e| {
+///     eprintln!("{e}");
+///     std::process::exit(2);
+/// });
+/// let counter = pvlock::DynMutex::new(0);
+/// *counter.lock() += 1;
+/// assert_eq!(pvlock::dynamic::frozen(), Some(choice));
+/// ```
 pub type DynMutex<T> = lock_api::Mutex<RawDynMutex, T>;
 /// Guard of [`DynMutex`].
 pub type DynMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawDynMutex, T>;

@@ -184,6 +184,16 @@ mod aliases {
     /// Guard of [`ByteMutexWith`].
     pub type ByteMutexGuardWith<'a, B, T> = lock_api::MutexGuard<'a, Byte<B>, T>;
     /// A queued-spinlock mutex with backend `B`.
+    ///
+    /// ```
+    /// use pvlock::backend::{Park, Spin};
+    /// // Waiters that never block: the kernel's native qspinlock.
+    /// static SPINNING: pvlock::QueuedMutexWith<Spin, u32> = pvlock::QueuedMutexWith::new(0);
+    /// // Waiters that block on a condition variable each, on any platform.
+    /// let parking = pvlock::QueuedMutexWith::<Park, u32>::new(0);
+    /// *SPINNING.lock() += 1;
+    /// *parking.lock() += 1;
+    /// ```
     pub type QueuedMutexWith<B, T> = lock_api::Mutex<Queued<B>, T>;
     /// Guard of [`QueuedMutexWith`].
     pub type QueuedMutexGuardWith<'a, B, T> = lock_api::MutexGuard<'a, Queued<B>, T>;
@@ -192,6 +202,16 @@ mod aliases {
     /// [`Auto`](crate::backend::Auto) backend (`Spin` without `std`).
     pub type RawRwLock = QueuedRwLock<DefaultBackend>;
     /// The recommended reader-writer lock: a [`lock_api::RwLock`] over [`RawRwLock`].
+    ///
+    /// ```
+    /// let table = pvlock::RwLock::new(vec![1, 2, 3]);
+    /// {
+    ///     let (a, b) = (table.read(), table.read()); // readers share the lock
+    ///     assert_eq!(a.len() + b.len(), 6);
+    /// }
+    /// table.write().push(4); // a writer has it alone
+    /// assert_eq!(*table.read(), [1, 2, 3, 4]);
+    /// ```
     pub type RwLock<T> = lock_api::RwLock<RawRwLock, T>;
     /// Read guard of [`RwLock`].
     pub type RwLockReadGuard<'a, T> = lock_api::RwLockReadGuard<'a, RawRwLock, T>;
@@ -216,6 +236,20 @@ pub use dynamic::{DynMutex, RawDynMutex};
 /// The recommended condition variable: [`CondvarWith`](condvar::CondvarWith) whose waiters block
 /// with the [`Auto`](backend::Auto) backend; it works with the guard of every `lock_api` mutex
 /// ([`Mutex`], [`TicketMutex`], [`ByteMutex`], [`DynMutex`], ...).
+///
+/// ```
+/// use std::sync::Arc;
+/// let pair = Arc::new((pvlock::Mutex::new(false), pvlock::Condvar::new()));
+/// let pair2 = Arc::clone(&pair);
+/// std::thread::spawn(move || {
+///     *pair2.0.lock() = true;
+///     pair2.1.notify_one();
+/// });
+/// let (ready, cv) = &*pair;
+/// let mut guard = ready.lock();
+/// cv.wait_while(&mut guard, |ready| !*ready);
+/// assert!(*guard);
+/// ```
 #[cfg(all(feature = "std", not(loom)))]
 pub type Condvar = condvar::CondvarWith<backend::Auto>;
 #[cfg(feature = "std")]
