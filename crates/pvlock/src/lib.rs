@@ -31,9 +31,9 @@
 //! | situation | use | measured |
 //! |---|---|---|
 //! | threads may outnumber CPUs: thread pools, containers with a CPU quota, VMs; or you do not know | [`Mutex`] (`Queued<Auto>`) | 16 threads on 2 CPUs: 0.98x the best peer, 53x a plain ticket lock |
-//! | one thread per CPU, or CPU hogs beside you | [`Mutex`] | 2 threads on 2 CPUs: 1.04x the best peer |
+//! | one thread per CPU, or CPU hogs beside you | [`Mutex`] | 2 threads on 2 CPUs: 1.04x the best peer; beside 2 CPU hogs: 0.89x |
 //! | mostly readers | [`RwLock`] | 90% and 99% reads, 2 and 16 threads on 2 CPUs: 0.81x to 1.03x the best peer |
-//! | waiting threads must take turns in order | [`Mutex`] with [`MutexGuard::unlock_fair`](lock_api::MutexGuard::unlock_fair) where it matters; [`TicketMutex`] only if threads never outnumber CPUs | a FIFO lock collapses when they do: `TicketMutex` with 16 threads on 2 CPUs: 0.02x the best peer |
+//! | waiting threads must take turns in order | [`Mutex`] with [`MutexGuard::unlock_fair`](lock_api::MutexGuard::unlock_fair) where it matters; [`TicketMutex`] only if threads never outnumber CPUs | a FIFO lock collapses when they do: `Ticket` with the futex backend, 16 threads on 2 CPUs: 0.02x the best peer |
 //! | a waiter must give up after a while | [`Mutex::try_lock_for`](lock_api::Mutex::try_lock_for) | (same lock as [`Mutex`]) |
 //! | wait for a condition | [`Condvar`] with any of these mutexes | |
 //! | threads never outnumber CPUs and must never sleep | [`QueuedMutexWith<Spin, T>`](QueuedMutexWith) (the native qspinlock) | 16 threads on 2 CPUs: 0.03x the best peer |
@@ -43,7 +43,8 @@
 //! The figures are from `pvlock bench` and `pvlock guest` (a command-line tool in pvlock's
 //! repository) on a 2-CPU Linux virtual machine; the repository's `docs/results.md` gives each
 //! with its date, commit and command. "Best peer" is the fastest of `std::sync::Mutex`,
-//! `parking_lot::Mutex`, and `spin`'s spin and ticket mutexes in the same round.
+//! `parking_lot::Mutex`, `spin`'s spin and ticket mutexes and a test-and-test-and-set lock in the
+//! same round.
 //!
 //! Prefer `std::sync::Mutex` if you want lock poisoning or no dependency and your threads rarely
 //! contend; `parking_lot` for a reentrant mutex, deadlock detection or eventual fairness built in;
