@@ -1,4 +1,4 @@
-//! `Byte`: the Xen byte lock (Linux 2.6.26's Xen PV spinlock), a test-and-set lock whose waiters spin, then register
+//! `Byte`: the Xen byte lock (the Xen PV spinlock, Linux 2.6.26, commit 2d9e1e2f58b5), a test-and-set lock whose waiters spin, then register
 //! in a spinner count and block; unlock kicks one of them.
 //!
 //! # Word
@@ -10,14 +10,15 @@
 //! +---------------------------------+---------------+----------------+
 //! ```
 //!
-//! * `locked` (byte 0) is `LOCKED` (1) while the lock is held, else 0: the seed's lock byte.
+//! * `locked` (byte 0) is `LOCKED` (1) while the lock is held, else 0: the Xen lock's lock byte.
 //! * `spinners` counts the waiters *registered on the slow path*: each has recorded the lock's
 //!   address in its [`Slot`](crate::backend::Slot) and may be blocked. It is not the number of threads spinning, as the
-//!   seed already admits ("only the count of contended lock-takers entering the slow path").
+//!   Xen lock's own comment admits ("only the count of contended lock-takers entering the slow
+//!   path").
 //!   A waiter registers only with a slot of its own, so the count is at most
 //!   the 1024 waiter slots and never overflows 16 bits.
 //! * `cursor` (pv only) is bumped by every unlock and says where the next unlock starts its scan
-//!   for a waiter to kick, so that kicks rotate over the waiters (the seed's "XXX should mix up next
+//!   for a waiter to kick, so that kicks rotate over the waiters (the Xen lock's "XXX should mix up next
 //!   cpu selection"). Only the holder writes it, in its releasing RMW, so the holder reads it
 //!   stably and wraps it by itself without carrying into `spinners` (the trick `Ticket` uses for
 //!   `head`).
@@ -46,7 +47,7 @@
 //! # Why no wake-up is lost
 //!
 //! Registration and unlock are both single RMWs on the one word, so the modification order of the
-//! word puts one before the other (no store-buffering window, unlike the seed's plain byte store
+//! word puts one before the other (no store-buffering window, unlike the Xen lock's plain byte store
 //! followed by a plain read of `spinners`, which x86 may reorder):
 //!
 //! * The unlock comes first: the waiter's registering RMW returns `locked == 0` and the waiter
@@ -107,8 +108,7 @@
 //! # Choices
 //!
 //! * Fast path `fetch_or(LOCKED)`: it compiles to `lock bts` on x86, as cheap uncontended as a
-//!   `compare_exchange(0, LOCKED)` (about 5.5 ns for lock + unlock on the 2-core KVM guest used for
-//!   development) and faster contended (about 22 vs 28 ns per acquisition with two threads); and it
+//!   `compare_exchange(0, LOCKED)` and faster contended; and it
 //!   succeeds while waiters are registered (`spinners > 0`), where a CAS from 0 would fail and go
 //!   the slow way. A held lock is written anyway, so spinners test first (`load`) and only then
 //!   `fetch_or`.
@@ -184,7 +184,7 @@ impl<B: Backend> Byte<B> {
         self.word.load(Ordering::Relaxed) & LOCKED_MASK != 0
     }
 
-    /// Whether waiters are registered on the slow path now (as in the seed, spinning waiters that
+    /// Whether waiters are registered on the slow path now (as in the Xen lock, spinning waiters that
     /// have not registered yet are not counted; with [`Spin`](crate::backend::Spin) this is
     /// always `false`).
     #[inline]
@@ -311,7 +311,7 @@ impl<B: Backend> Byte<B> {
     pub unsafe fn unlock(&self) {
         if !B::BLOCKING {
             // Without a blocking backend nothing but LOCKED is ever set, so the word is LOCKED
-            // here and 0 after: a plain store (the seed's `xl->lock = 0`), no RMW needed.
+            // here and 0 after: a plain store (the Xen lock's `xl->lock = 0`), no RMW needed.
             // Release: our critical section happens before the next acquirer's.
             self.word.store(0, Ordering::Release);
             return;

@@ -19,8 +19,8 @@
 //!
 //! All algorithms share one 32-bit word whose all-zero value means "unlocked", but each lays out
 //! the non-zero values its own way: a word locked by one algorithm must never be touched by another
-//! (Linux 3.13's "xen: disable PV spinlocks on HVM": a lock taken by native code could not be taken
-//! by the Xen code after it was released). So the first lock operation of any `DynMutex` in the process
+//! ("xen: disable PV spinlocks on HVM", commit f10cd522c5fb, 2011: a lock taken by native code
+//! could not be taken by the Xen code after it was released). So the first lock operation of any `DynMutex` in the process
 //! freezes the choice; a later [`select`] of a different lock returns [`SelectError::Frozen`].
 //!
 //! # Errors and panics
@@ -33,8 +33,18 @@
 //!
 //! A lock operation loads the frozen choice (one relaxed load of a read-mostly word) and branches to
 //! the inlined fast path of the chosen lock. `pvlock bench --locks dyn,queued-auto` measures it
-//! against the static type: on the 2-vCPU development machine about 1 ns per uncontended
-//! lock + unlock (44.9 M vs 47.3 M per second) and a few percent under contention.
+//! against the static type.
+//!
+//! # No fair unlock
+//!
+//! `DynMutex` does not implement `lock_api::RawMutexFair`, so its guards have no `unlock_fair`,
+//! although two of its three algorithms could honour one: a fair unlock hands the lock to the
+//! waiter next in line, which `Queued` and `Ticket` do, but the byte lock has no queue and no
+//! hand-over (any thread may take it after an unlock). The algorithm is chosen at run time and
+//! `byte` is a valid choice, so the type cannot make the promise, and a fair unlock that is
+//! silently a plain one under `PVLOCK=byte` would break it. Where you need fair unlocks use
+//! [`QueuedMutex`](crate::QueuedMutex) or [`TicketMutex`](crate::TicketMutex) (or their
+//! `*With` forms).
 
 use core::fmt;
 
@@ -536,6 +546,17 @@ unsafe impl lock_api::RawMutex for RawDynMutex {
 }
 
 /// A mutex whose algorithm and backend are chosen once per process (`PVLOCK`, [`select`]).
+///
+/// ```
+/// // At start-up: resolve PVLOCK, and report a bad value instead of panicking at the first lock.
+/// let choice = pvlock::dynamic::init().unwrap_or_else(|e| {
+///     eprintln!("{e}");
+///     std::process::exit(2);
+/// });
+/// let counter = pvlock::DynMutex::new(0);
+/// *counter.lock() += 1;
+/// assert_eq!(pvlock::dynamic::frozen(), Some(choice));
+/// ```
 pub type DynMutex<T> = lock_api::Mutex<RawDynMutex, T>;
 /// Guard of [`DynMutex`].
 pub type DynMutexGuard<'a, T> = lock_api::MutexGuard<'a, RawDynMutex, T>;

@@ -15,7 +15,7 @@
 //! 16. Tickets are 15 bits: at most 32 767 threads may wait for one lock at once. `SLOW` (pv only)
 //! says "a waiter may be blocked: unlock must look for it". Every backend uses this one layout, so
 //! the native and pv variants can never meet a word laid out by the other (the lesson of
-//! "xen: disable PV spinlocks on HVM", Linux 3.13).
+//! "xen: disable PV spinlocks on HVM", commit f10cd522c5fb, 2011).
 //!
 //! # Transitions `(tail, head, SLOW)`
 //!

@@ -394,10 +394,8 @@ pub(crate) const PREV_CHECK_EVERY: u32 = 256;
 
 /// The most `PAUSE`s between two reads of a `Queued` lock word by a stealer, doubling from 1.
 /// Every read by a waiter costs the holder a coherence miss on its next write, so backing off lets
-/// a holder that releases and retakes the lock keep the line. Measured with `pvlock bench`, native,
-/// 2 threads on 2 CPUs: 1.00x of the best peer against 0.66-0.69x without backoff where this
-/// machine's cross-CPU transfers are slow, unchanged elsewhere; 128 and 256 measured no better, 16
-/// worse. Change it with the cost of a cross-CPU cache-line transfer.
+/// a holder that releases and retakes the lock keep the line (measurements: `docs/tuning.md`).
+/// Change it with the cost of a cross-CPU cache-line transfer.
 pub(crate) const STEAL_BACKOFF_MAX: u32 = 64;
 
 /// Crowded, a `Queued` stealer spins the spin budget divided by this before it queues, unless it

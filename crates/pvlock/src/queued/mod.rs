@@ -232,8 +232,7 @@
 //! * Byte and half-word operations are 32-bit RMWs (see above). The pv unlock is a subtraction
 //!   instead of the kernel's byte `cmpxchg(LOCKED -> 0)`: one `lock xadd` whatever the other
 //!   fields hold (a 32-bit CAS from `LOCKED` would fail whenever a tail is set, and retry), at the
-//!   price of the `UNLOCKING` state. Measured with `pvlock bench`, uncontended, A/B alternated
-//!   (medians of 8 and 10 rounds): 0.93x / 0.92x -> 0.97x / 0.95x of the fastest peer.
+//!   price of the `UNLOCKING` state, and measurably faster uncontended (`docs/design.md`).
 
 pub(crate) mod hash;
 #[cfg(all(test, loom))]
