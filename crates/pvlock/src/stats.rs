@@ -19,7 +19,6 @@
 //! | `pv_wait_again` | the `Queued` head blocked again after a wake-up that did not get it the lock |
 //! | `pv_wait_early` | a waiter blocked before its budget, its predecessor not running |
 //! | `pv_kick_unlock` | an unlock kicked a blocked waiter |
-//! | `pv_kick_wake` | the `Queued` new owner kicked its successor at once |
 //! | `pv_kick_next` | the `Queued` new owner woke the waiter behind the new head, to wait runnable (crowded) |
 //! | `pv_yield_wait` | a `Queued` waiter next in line waited runnable, yielding, instead of blocking (once per wait) |
 //! | `pv_spin_yield` | a `Queued` waiter spinning with backoff yielded the CPU between two reads of the lock (a stealer while not crowded, or a thread without a node) |
@@ -66,7 +65,6 @@ pub enum Event {
     PvWaitAgain,
     PvWaitEarly,
     PvKickUnlock,
-    PvKickWake,
     PvKickNext,
     PvYieldWait,
     PvSpinYield,
@@ -91,7 +89,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 31] = [
+    pub const ALL: [Event; 30] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
@@ -102,7 +100,6 @@ impl Event {
         Event::PvWaitAgain,
         Event::PvWaitEarly,
         Event::PvKickUnlock,
-        Event::PvKickWake,
         Event::PvKickNext,
         Event::PvYieldWait,
         Event::PvSpinYield,
@@ -138,7 +135,6 @@ impl Event {
             Event::PvWaitAgain => "pv_wait_again",
             Event::PvWaitEarly => "pv_wait_early",
             Event::PvKickUnlock => "pv_kick_unlock",
-            Event::PvKickWake => "pv_kick_wake",
             Event::PvKickNext => "pv_kick_next",
             Event::PvYieldWait => "pv_yield_wait",
             Event::PvSpinYield => "pv_spin_yield",

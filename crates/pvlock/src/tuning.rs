@@ -417,10 +417,6 @@ pub(crate) const YIELD_WAIT_NS: u64 = 1_000_000;
 /// that stops contending is no longer "crowded" a few hundredths of a second later.
 pub(crate) const EPOCH_NS: u64 = 10_000_000;
 
-/// Once a thread's steal budget is spent and the process is not crowded, the next look at the
-/// load comes after this many more steals (it reads a shared counter, so not per steal).
-pub(crate) const RECHECK_STEALS: u32 = 64;
-
 #[cfg(test)]
 mod tests {
     use super::*;

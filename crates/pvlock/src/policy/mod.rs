@@ -13,7 +13,6 @@
 //! | [`Policy::head_spin`] | how long the `Queued` queue head spins before it blocks | the spin budget, also while crowded (it is the one waiter whose spin keeps the lock moving); none in its first round when spun out |
 //! | [`Policy::yield_wait`] | whether the `Queued` waiter next in line waits runnable, yielding, instead of blocking, and for how long | crowded: up to 1 ms ("yield-wait") |
 //! | [`Policy::wake_next_in_line`] | whether a new `Queued` owner wakes the blocked waiter behind the new head | crowded ("yield-wait") |
-//! | [`Policy::wake_successor`] | whether a new `Queued` owner wakes a blocked successor at once instead of at its unlock | when another waiter is queued behind it ("early wake") |
 //!
 //! "Crowded" is [`Load::crowded`]: more threads have contended for pvlock locks in the last
 //! 10-20 ms than the process has CPUs. Each rule's reason and its measurements are in `docs/tuning.md`; the protocol each one
@@ -118,15 +117,6 @@ impl Policy {
     #[inline]
     pub(crate) fn wake_next_in_line(&self) -> bool {
         CAN_YIELD && self.load.crowded()
-    }
-
-    /// Whether a new `Queued` owner that hands the queue to a blocked successor wakes it at once
-    /// (its wake-up latency overlaps the critical section) rather than at its unlock (the
-    /// kernel's `pv_kick_node`, which saves a wake/sleep cycle when the lock is held long):
-    /// `queued_behind`, another waiter is queued behind the successor.
-    #[inline]
-    pub(crate) fn wake_successor(queued_behind: bool) -> bool {
-        queued_behind
     }
 }
 

@@ -35,7 +35,6 @@
 //! starts it at the current average; a thread that exits leaves the sums.
 
 use crate::load::Load;
-use crate::tuning::RECHECK_STEALS;
 // Plain atomics, also under loom: the account is heuristic state that only its thread writes and
 // that no correctness argument uses, so the model checker need not interleave it.
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -63,9 +62,9 @@ impl Account {
     }
 
     /// Whether the thread may take a lock past queued waiters now, given the load and the steal
-    /// budget `budget` in force (and counts the steal).
+    /// budget `budget` in force (and counts the steal). `load` is asked only when the budget is
+    /// spent.
     #[inline(always)]
-    /// `load` is asked only when the budget is spent.
     pub(crate) fn may_bypass(&self, budget: u32, load: impl FnOnce() -> Load) -> bool {
         // Relaxed throughout: only the owner thread touches its account.
         let left = self.left.load(Ordering::Relaxed);
@@ -76,15 +75,19 @@ impl Account {
         self.spent(budget, load())
     }
 
-    /// The budget is spent: steal on (for [`RECHECK_STEALS`] more) only while bypassing is not
-    /// bounded.
+    /// The budget is spent: while bypassing is not bounded, the thread gets another budget of
+    /// steals (this one included) before it looks at the load again, so the load is read once
+    /// per budget, not per steal; the run goes on (its steals all count in `end_run`).
     #[cold]
     #[inline(never)]
     fn spent(&self, budget: u32, load: Load) -> bool {
         if budget == 0 || bounded(load) {
             return false;
         }
-        self.left.store(RECHECK_STEALS - 1, Ordering::Relaxed);
+        self.left.store(budget - 1, Ordering::Relaxed);
+        let base = self.run_base.load(Ordering::Relaxed);
+        self.run_base
+            .store(base.saturating_add(budget), Ordering::Relaxed);
         true
     }
 
@@ -233,16 +236,20 @@ mod tests {
         let a = Account::new();
         // A fresh account is empty: crowded, its first steal past waiters is refused.
         assert!(!a.may_bypass(300, || CROWDED));
-        // Not crowded, it may steal, and it rechecks the load every RECHECK_STEALS steals.
-        for _ in 0..3 * RECHECK_STEALS {
+        // Not crowded, it may steal, and it rechecks the load once per budget of steals.
+        for _ in 0..3 * 300 + 10 {
             assert!(a.may_bypass(300, || CALM));
         }
-        // ... and once crowded, at the next recheck it stops.
+        // ... and once crowded, at the next recheck it stops: after the rest of that budget.
         let mut allowed = 0;
         while a.may_bypass(300, || CROWDED) {
             allowed += 1;
         }
-        assert!(allowed < RECHECK_STEALS, "{allowed}");
+        // 910 steals took 4 grants of 300: the rest of the fourth, 290, is allowed.
+        assert_eq!(allowed, 4 * 300 - 910);
+        // The run is every steal of the grants (what `end_run` counts).
+        let run = a.run_base.load(Ordering::Relaxed) - a.left.load(Ordering::Relaxed);
+        assert_eq!(run, 910 + 290);
         // A queue pass: exactly `budget` steals (this account has no deficit: not counted).
         a.left.store(0, Ordering::Relaxed);
         a.restart(300);

@@ -20,9 +20,7 @@ fn unlock_fair<B: crate::backend::Backend>(l: &Queued<B>) {
 }
 
 /// (1) Queued node wait/kick: three threads, so a non-head waiter blocks in `wait_node` and is
-/// handed over by `kick_node` (HALTED -> HASHED, SLOW), then woken by the unlock. (The early
-/// wake, `pv_kick_wake`, needs a waiter queued behind the successor: a fourth thread, or a
-/// second round, which loom does not finish in minutes; it only kicks, which is always safe.)
+/// handed over by `kick_node` (HALTED -> HASHED, SLOW), then woken by the unlock.
 /// Preemption bound 3.
 #[test]
 fn loom_queued_node_wait_kick() {

@@ -81,8 +81,6 @@
 //!                     i = hash(lock, next), next.entry = i + 1, (*,*,1) -> (*,*,SLOW)
 //!                     (pv_kick_node: no kick now, the successor is woken by our unlock,
 //!                     saving a wake/sleep cycle)
-//!                   or, by the policy, if next.state == HALTED: kick it now
-//!                     (pv_kick_wake: its wake-up latency overlaps our critical section)
 //!  head:            (*,0,*) -or-> (*,1,*); spin: (*,1,0) -cas-> (*,0,1) wins
 //!                   (*,1,*) -and-> (*,0,*); then, unless an entry of ours is in the table
 //!                   ("A head's entry" below) or the byte is UNLOCKING: hash(lock, me), then
@@ -206,7 +204,6 @@
 //! | queued node | how long to spin before blocking | the spin budget; none while crowded, none in the first round after the entry spin ran out its budget ("spun out") |
 //! | queued node, next in line | wait runnable (yielding) instead of blocking? | while crowded, up to 1 ms |
 //! | head | how long to spin with pending set | the spin budget, also while crowded; none in the first round when spun out |
-//! | hand-over | wake a blocked successor now rather than at unlock? | when another waiter is queued behind it |
 //! | hand-over | wake the blocked waiter behind the new head? | while crowded (it then yield-waits) |
 //!
 //! "Crowded": more threads have contended for pvlock locks (entered a slow path) in the last

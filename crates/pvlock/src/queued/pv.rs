@@ -206,7 +206,7 @@ impl<B: Backend> Queued<B> {
 
     /// `pv_kick_node`, after `succ.locked = 1`: if the successor blocked, do not wake it now;
     /// make it HASHED, record it and set SLOW, so that our unlock wakes it (it would only go
-    /// back to sleep as the head while we hold the lock); unless the policy wakes it early.
+    /// back to sleep as the head while we hold the lock).
     #[inline]
     pub(super) fn pv_kick_node(&self, succ: &Slot) {
         if !B::BLOCKING {
@@ -215,16 +215,7 @@ impl<B: Backend> Queued<B> {
         // The fence of diagram "state vs locked", between our `locked` store and the CAS.
         fence(Ordering::SeqCst);
         let node = &succ.node;
-        // Relaxed: a heuristic; a stale 0 just takes the deferred path, always correct.
-        if Policy::wake_successor(node.next.load(Ordering::Relaxed) != 0) {
-            // Wake the new head now rather than at our unlock. The fence pairs with the
-            // successor's as for the CAS below: either it sees `locked` (and does not block), or
-            // we see HALTED here; a kick that comes early is latched.
-            if node.state.load(Ordering::Relaxed) == HALTED {
-                count(Event::PvKickWake);
-                B::kick(succ);
-            }
-        } else if node
+        if node
             .state
             .compare_exchange(HALTED, HASHED, Ordering::Release, Ordering::Relaxed)
             .is_ok()
