@@ -489,6 +489,18 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
                 writeln!(w, "{line}")?;
             }
         }
+        let rw: Vec<String> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(format!(
+                    "{} {:.2}/{:.2}",
+                    r.lock, r.min_max_reads?, r.min_max_writes?
+                ))
+            })
+            .collect();
+        if !rw.is_empty() {
+            writeln!(w, "  min/max of reads/writes per thread: {}", rw.join(", "))?;
+        }
     }
     writeln!(w)?;
     for line in summary(&doc.results) {
@@ -557,7 +569,12 @@ pub fn summary(results: &[Record]) -> Vec<String> {
             (pv, bp, pv.and_then(|pv| ratio_to_best_peer(pv, rows)))
         {
             line += &format!(
-                "; pvlock::Mutex is {} the best peer {} ({}, rounds {}{})",
+                "; {} is {} the best peer {} ({}, rounds {}{})",
+                if k.1.starts_with("rwlock") {
+                    "pvlock::RwLock"
+                } else {
+                    "pvlock::Mutex"
+                },
                 ratio.show(),
                 bp.lock,
                 if ratio.median >= 1.0 {

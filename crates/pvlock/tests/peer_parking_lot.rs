@@ -3,6 +3,8 @@
 //! `pvlock::Condvar` with the same logic and constants. Left out: `test_serde` and
 //! `test_issue_430` (parking_lot features `serde` and `arc_lock`, which pvlock does not enable);
 //! `rand` is replaced by a small xorshift generator with the same probabilities.
+//! `notify_one_return_true` and `notify_one_return_false` join the thread that parking_lot's
+//! versions leave detached, so that the assertion made in it counts.
 
 #![cfg(not(loom))]
 
@@ -609,11 +611,14 @@ mod condvar {
         let c2 = c.clone();
 
         let mut g = m.lock();
-        let _t = thread::spawn(move || {
+        let t = thread::spawn(move || {
             let _g = m2.lock();
             assert!(c2.notify_one());
         });
         c.wait(&mut g);
+        drop(g);
+        // Not in parking_lot's version: joined, so that the thread's assertion counts.
+        t.join().unwrap();
     }
 
     #[test]
@@ -621,10 +626,13 @@ mod condvar {
         let m = Arc::new(Mutex::new(()));
         let c = Arc::new(Condvar::new());
 
-        let _t = thread::spawn(move || {
+        let t = thread::spawn(move || {
             let _g = m.lock();
             assert!(!c.notify_one());
         });
+        // Not in parking_lot's version, which drops the handle: joined, so that a failed
+        // assertion in the thread fails the test.
+        t.join().unwrap();
     }
 
     #[test]

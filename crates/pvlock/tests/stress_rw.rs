@@ -264,12 +264,23 @@ fn writers_are_not_starved() {
                 }
             });
         }
-        let t = Instant::now();
-        for _ in 0..200 {
-            *l.write() += 1;
-        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l = &l;
+        let writer = s.spawn(move || {
+            for _ in 0..200 {
+                *l.write() += 1;
+            }
+            let _ = tx.send(());
+        });
+        // A starved writer fails the test within 20 s: the readers are then stopped, so the
+        // writer gets in and the scope can end.
+        let done = rx.recv_timeout(Duration::from_secs(20));
         stop.store(true, Ordering::Relaxed);
-        assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+        writer.join().unwrap();
+        assert!(
+            done.is_ok(),
+            "200 writes not done within 20 s: writers starved"
+        );
     });
     assert_eq!(*l.read(), 200);
 }

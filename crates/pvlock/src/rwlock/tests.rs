@@ -195,6 +195,81 @@ fn parked_handoffs_futex() {
     parked_handoffs::<crate::backend::Futex>();
 }
 
+/// `downgrade` lets a reader that sleeps waiting for the writer in at once, while the
+/// downgraded read is still held, and no writer in between; `upgrade` waits for the other
+/// readers to leave, and excludes them from then on.
+fn downgrade_and_upgrade_hand_offs<B: Backend>() {
+    let l = QueuedRwLock::<B>::new();
+    let read = AtomicBool::new(false);
+    l.write();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            l.read();
+            read.store(true, Ordering::Relaxed);
+            // SAFETY: locked just above.
+            unsafe { l.read_unlock() };
+        });
+        if B::BLOCKING {
+            until("the reader parks", || word(&l) & PARKED_W != 0);
+        } else {
+            until("the reader waits", || l.is_contended());
+        }
+        assert!(!read.load(Ordering::Relaxed), "a reader passed the writer");
+        // SAFETY: the write lock taken above.
+        unsafe { l.downgrade() };
+        until("the reader joins the downgraded read", || {
+            read.load(Ordering::Relaxed)
+        });
+        assert!(!l.try_write(), "the downgraded read is still held");
+        // SAFETY: the read the write lock became.
+        unsafe { l.read_unlock() };
+    });
+    assert_eq!(word(&l), 0, "{l:?}");
+
+    let upgraded = AtomicBool::new(false);
+    l.read();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            l.read_upgradable();
+            // SAFETY: the upgradable read taken just above; then the write lock.
+            unsafe {
+                l.upgrade();
+                upgraded.store(true, Ordering::Relaxed);
+                l.write_unlock();
+            }
+        });
+        until("the upgrade waits for our read", || word(&l) & WAITING != 0);
+        assert!(!l.try_read(), "a new reader passed the upgrade");
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!upgraded.load(Ordering::Relaxed), "upgraded past a reader");
+        // SAFETY: the read taken above.
+        unsafe { l.read_unlock() };
+    });
+    assert!(upgraded.load(Ordering::Relaxed));
+    assert_eq!(word(&l), 0, "{l:?}");
+}
+
+#[test]
+fn downgrade_and_upgrade_hand_offs_spin() {
+    downgrade_and_upgrade_hand_offs::<Spin>();
+}
+
+#[test]
+fn downgrade_and_upgrade_hand_offs_park() {
+    downgrade_and_upgrade_hand_offs::<Park>();
+}
+
+#[test]
+fn downgrade_and_upgrade_hand_offs_auto() {
+    downgrade_and_upgrade_hand_offs::<Auto>();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn downgrade_and_upgrade_hand_offs_futex() {
+    downgrade_and_upgrade_hand_offs::<crate::backend::Futex>();
+}
+
 /// Timed attempts that back out, in both roles and at each waiting stage: nothing of theirs is
 /// left in the word, and the lock works normally afterwards.
 #[test]
