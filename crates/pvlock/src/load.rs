@@ -12,7 +12,7 @@
 //! 2 CPUs most are running or preempted between acquisitions at any moment, not queued.)
 //!
 //! A thread registers itself ([`Seen::contend`]) when it joins a queue, blocks or yields the CPU,
-//! and on every 32nd slow-path entry otherwise, so that the clock is read rarely on a path that
+//! and on every 32nd slow-path entry otherwise ([`CONTEND_SAMPLE`](crate::tuning::CONTEND_SAMPLE)), so that the clock is read rarely on a path that
 //! threads <= CPUs take all the time. The counts age with the clock: where they would say
 //! "crowded", [`Load::now`] checks them against the current epoch, so a process that has gone
 //! quiet is not crowded even when nobody has registered since. Each thread registers at most once per epoch: one shared RMW per thread per
@@ -87,12 +87,13 @@ impl Seen {
     }
 
     /// The thread enters a slow path (`always`: it is about to queue or block); registers it as
-    /// a contender in the current epoch, reading the clock only every 32nd time unless `always`.
+    /// a contender in the current epoch, reading the clock only every
+    /// [`CONTEND_SAMPLE`](crate::tuning::CONTEND_SAMPLE)th time unless `always`.
     #[inline]
     pub(crate) fn contend(&self, always: bool) {
         // Relaxed: only the owner thread touches its registration.
         let n = self.entries.load(Ordering::Relaxed).wrapping_add(1);
-        if !always && n % 32 != 0 {
+        if !always && n % crate::tuning::CONTEND_SAMPLE != 0 {
             self.entries.store(n, Ordering::Relaxed);
             return;
         }

@@ -407,15 +407,21 @@ pub(crate) const CROWDED_ENTRY_DIV: u32 = 32;
 pub(crate) const FAIR_SHARE_SLACK: i64 = 2;
 
 /// How long the waiter next in line of a crowded `Queued` queue waits runnable, yielding, before
-/// it blocks: longer than a pass of a crowded queue (0.4-0.8 ms measured with 16 threads on
-/// 2 CPUs), short enough not to keep a CPU busy while a holder keeps the lock long.
+/// it blocks: longer than a pass of a crowded queue, short enough not to keep a CPU busy while a
+/// holder keeps the lock long. Change it with the time a crowded queue takes to move one place.
 pub(crate) const YIELD_WAIT_NS: u64 = 1_000_000;
 
 /// How long a thread counts as contending for pvlock locks after its last slow path (between one
 /// and two of these): long enough to span a thread's queue passes and sleeps under heavy
-/// oversubscription (a few ms each with 16 threads on 2 CPUs), short enough that a thread pool
-/// that stops contending is no longer "crowded" a few hundredths of a second later.
+/// oversubscription, short enough that a thread pool that stops contending is no longer
+/// "crowded" a few hundredths of a second later. Change it with the scheduler's time slice.
 pub(crate) const EPOCH_NS: u64 = 10_000_000;
+
+/// A slow-path entry that neither queues, blocks nor yields registers the thread as a contender
+/// (a clock read) once in this many: often enough that a thread contending all the time registers
+/// within every epoch, rarely enough that threads <= CPUs, which take this path all the time, do
+/// not read the clock on it.
+pub(crate) const CONTEND_SAMPLE: u32 = 32;
 
 #[cfg(test)]
 mod tests {
