@@ -135,20 +135,25 @@ pub(crate) fn cpus() -> Option<usize> {
     None
 }
 
+// Per OS thread: a model's threads all run on its test's thread, and tests run in parallel, so
+// a process-wide setting of one model would leak into another's executions (a non-deterministic
+// model to loom).
 #[cfg(loom)]
-static MODEL_CPUS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+std::thread_local! {
+    static MODEL_CPUS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
 
-/// The CPU count a loom model runs with (0 = unknown, as without `std`). Not a loom atomic: it is
+/// The CPU count a loom model runs with (0 = unknown, as without `std`). Not a loom cell: it is
 /// the model's setting, made before `loom::model` runs.
 #[cfg(loom)]
 pub(crate) fn set_model_cpus(n: usize) {
-    MODEL_CPUS.store(n, core::sync::atomic::Ordering::Relaxed);
+    MODEL_CPUS.with(|c| c.set(n));
 }
 
-/// The CPU count a loom model set ([`set_model_cpus`]).
+/// The CPU count the loom model of this test thread set ([`set_model_cpus`]).
 #[cfg(loom)]
 pub(crate) fn cpus() -> Option<usize> {
-    match MODEL_CPUS.load(core::sync::atomic::Ordering::Relaxed) {
+    match MODEL_CPUS.with(|c| c.get()) {
         0 => None,
         n => Some(n),
     }

@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::loom_model::{assert_reached, Model, ModelPark};
-use crate::RawLock;
 use loom::cell::UnsafeCell;
 
 struct S {
