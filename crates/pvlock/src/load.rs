@@ -217,8 +217,8 @@ fn with_epochs<R>(f: impl FnOnce(&Epochs) -> R) -> R {
     EPOCHS.with(f)
 }
 
-/// Under loom: a fresh count for each execution of a model.
-#[cfg(loom)]
+/// Under loom: a fresh count for each execution of a model (the models call it).
+#[cfg(all(loom, test))]
 pub(crate) fn reset_for_model() {
     with_epochs(|e| {
         e.current.store(0, Ordering::Relaxed);

@@ -75,8 +75,9 @@ impl Deadline {
         Deadline { at }
     }
 
-    /// Under loom: a deadline that passes after `checks` looks at it (there is no clock).
-    #[cfg(loom)]
+    /// Under loom: a deadline that passes after `checks` looks at it (there is no clock; the
+    /// models use it).
+    #[cfg(all(loom, test))]
     pub(crate) fn after_checks(checks: u32) -> Deadline {
         Deadline {
             checks: core::cell::Cell::new(checks),
@@ -145,7 +146,7 @@ std::thread_local! {
 
 /// The CPU count a loom model runs with (0 = unknown, as without `std`). Not a loom cell: it is
 /// the model's setting, made before `loom::model` runs.
-#[cfg(loom)]
+#[cfg(all(loom, test))]
 pub(crate) fn set_model_cpus(n: usize) {
     MODEL_CPUS.with(|c| c.set(n));
 }
