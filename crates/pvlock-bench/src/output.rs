@@ -4,6 +4,7 @@ use crate::locks::is_peer;
 use crate::machine::Machine;
 use crate::run::{CellOut, CellSpec};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -265,11 +266,48 @@ pub fn key(r: &Record) -> Key {
     )
 }
 
+/// What the ratio to the best peer needs of a record: `pvlock bench`'s and `pvlock guest`'s
+/// records both implement it, so that both commands compute it the same way.
+pub trait Scored {
+    /// The group a record is compared within.
+    type Key: PartialEq;
+    fn group(&self) -> Self::Key;
+    /// Whether the record is a peer's (a lock pvlock is compared against).
+    fn is_peer_record(&self) -> bool;
+    /// Higher is better (the median round's).
+    fn score(&self) -> f64;
+    /// Each round's score, in run order (empty in files that do not have them).
+    fn round_scores(&self) -> Cow<'_, [f64]>;
+    /// Stores the record's ratio to the best peer of its group.
+    fn set_ratio(&mut self, ratio: Option<Ratio>);
+}
+
+impl Scored for Record {
+    type Key = Key;
+    fn group(&self) -> Key {
+        key(self)
+    }
+    fn is_peer_record(&self) -> bool {
+        is_peer(&self.lock)
+    }
+    fn score(&self) -> f64 {
+        self.ops_per_sec
+    }
+    fn round_scores(&self) -> Cow<'_, [f64]> {
+        Cow::Borrowed(&self.round_ops_per_sec)
+    }
+    fn set_ratio(&mut self, ratio: Option<Ratio>) {
+        self.vs_best_peer = ratio.map(|x| x.median);
+        self.vs_best_peer_min = ratio.map(|x| x.min);
+        self.vs_best_peer_max = ratio.map(|x| x.max);
+    }
+}
+
 /// Groups in first-seen order.
-fn groups(results: &[Record]) -> Vec<(Key, Vec<&Record>)> {
-    let mut out: Vec<(Key, Vec<&Record>)> = Vec::new();
+pub(crate) fn groups<R: Scored>(results: &[R]) -> Vec<(R::Key, Vec<&R>)> {
+    let mut out: Vec<(R::Key, Vec<&R>)> = Vec::new();
     for r in results {
-        let k = key(r);
+        let k = r.group();
         match out.iter_mut().find(|g| g.0 == k) {
             Some(g) => g.1.push(r),
             None => out.push((k, vec![r])),
@@ -325,22 +363,25 @@ impl Ratio {
     }
 }
 
-/// Throughput of `r` relative to the fastest peer of its group: per round, `r / fastest peer of
-/// that round`, when every row has the same rounds (this machine's speed can change by 2x within
-/// a minute, and a round runs all locks back to back); the median of those ratios and their
-/// min-max. Else the ratio of the medians (older files, or a lock that is its own best peer),
-/// with no spread.
-pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<Ratio> {
-    let peers: Vec<&Record> = rows.iter().copied().filter(|p| is_peer(&p.lock)).collect();
-    let n = r.round_ops_per_sec.len();
-    if n > 0 && !peers.is_empty() && peers.iter().all(|p| p.round_ops_per_sec.len() == n) {
+/// Score of `r` relative to the best peer of its group: per round, `r / best peer of that
+/// round`, when every peer has the same rounds as `r` (this machine's speed can change by 2x
+/// within a minute, and a round runs all locks back to back); the median of those ratios and
+/// their min-max. Else the ratio of the reported scores (older files, or a lock that is its own
+/// best peer), with no spread.
+pub fn ratio_to_best_peer<R: Scored>(r: &R, rows: &[&R]) -> Option<Ratio> {
+    let peers: Vec<&R> = rows
+        .iter()
+        .copied()
+        .filter(|p| p.is_peer_record())
+        .collect();
+    let mine = r.round_scores();
+    let theirs: Vec<Cow<'_, [f64]>> = peers.iter().map(|p| p.round_scores()).collect();
+    let n = mine.len();
+    if n > 0 && !peers.is_empty() && theirs.iter().all(|t| t.len() == n) {
         let mut ratios: Vec<f64> = (0..n)
             .filter_map(|i| {
-                let best = peers
-                    .iter()
-                    .map(|p| p.round_ops_per_sec[i])
-                    .fold(0.0, f64::max);
-                (best > 0.0).then(|| r.round_ops_per_sec[i] / best)
+                let best = theirs.iter().map(|t| t[i]).fold(0.0, f64::max);
+                (best > 0.0).then(|| mine[i] / best)
             })
             .collect();
         if !ratios.is_empty() {
@@ -352,9 +393,9 @@ pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<Ratio> {
             });
         }
     }
-    let b = best_peer(rows)?;
-    (b.ops_per_sec > 0.0).then(|| {
-        let x = r.ops_per_sec / b.ops_per_sec;
+    let best = best_peer(rows)?.score();
+    (best > 0.0).then(|| {
+        let x = r.score() / best;
         Ratio {
             median: x,
             min: x,
@@ -363,30 +404,29 @@ pub fn ratio_to_best_peer(r: &Record, rows: &[&Record]) -> Option<Ratio> {
     })
 }
 
-/// Fills in every record's `vs_best_peer*` fields from its group.
-pub fn set_ratios(results: &mut [Record]) {
+/// Fills in every record's ratio to the best peer of its group.
+pub fn set_ratios<R: Scored>(results: &mut [R]) {
     let ratios: Vec<Option<Ratio>> = {
         let gs = groups(results);
         results
             .iter()
             .map(|r| {
-                let rows = &gs.iter().find(|g| g.0 == key(r))?.1;
+                let rows = &gs.iter().find(|g| g.0 == r.group())?.1;
                 ratio_to_best_peer(r, rows)
             })
             .collect()
     };
     for (r, x) in results.iter_mut().zip(ratios) {
-        r.vs_best_peer = x.map(|x| x.median);
-        r.vs_best_peer_min = x.map(|x| x.min);
-        r.vs_best_peer_max = x.map(|x| x.max);
+        r.set_ratio(x);
     }
 }
 
-fn best_peer<'a>(rows: &[&'a Record]) -> Option<&'a Record> {
+/// The best-scoring peer record among `rows`.
+pub(crate) fn best_peer<'a, R: Scored>(rows: &[&'a R]) -> Option<&'a R> {
     rows.iter()
         .copied()
-        .filter(|r| is_peer(&r.lock))
-        .max_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec))
+        .filter(|r| r.is_peer_record())
+        .max_by(|a, b| a.score().total_cmp(&b.score()))
 }
 
 const LEGEND: &str = "\
@@ -456,7 +496,7 @@ pub fn print_report(w: &mut impl Write, doc: &Output) -> std::io::Result<()> {
         )?;
         let bp = best_peer(&rows);
         for r in &rows {
-            let (ratio, spread) = match ratio_to_best_peer(r, &rows) {
+            let (ratio, spread) = match ratio_to_best_peer(*r, &rows) {
                 Some(x) => (x.show(), x.spread()),
                 None => ("-".into(), String::new()),
             };
@@ -566,7 +606,7 @@ pub fn summary(results: &[Record]) -> Vec<String> {
         let bp = best_peer(rows);
         let pv = rows.iter().find(|r| r.lock == "pvlock");
         if let (Some(pv), Some(bp), Some(ratio)) =
-            (pv, bp, pv.and_then(|pv| ratio_to_best_peer(pv, rows)))
+            (pv, bp, pv.and_then(|pv| ratio_to_best_peer(*pv, rows)))
         {
             line += &format!(
                 "; {} is {} the best peer {} ({}, rounds {}{})",

@@ -12,8 +12,10 @@
 //!                  "vs_best_peer": 2.1, "per_vcpu": [...], "latency_hist_log2_cycles": [...] } ] }
 //! ```
 
-use crate::output::{dur_ns, si, Ratio};
+pub use crate::output::set_ratios;
+use crate::output::{best_peer, dur_ns, groups, ratio_to_best_peer, si, Ratio, Scored};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::io::Write;
 
 /// The value of [`GuestOutput::format`]: how `pvlock report` tells a guest file from a bench file.
@@ -140,8 +142,15 @@ pub struct GuestRecord {
     pub vs_best_peer_max: Option<f64>,
 }
 
-impl GuestRecord {
-    /// Higher is better: throughput, or drains per second for the drain workload.
+impl Scored for GuestRecord {
+    type Key = Key;
+    fn group(&self) -> Key {
+        key(self)
+    }
+    fn is_peer_record(&self) -> bool {
+        self.peer
+    }
+    /// Throughput, or drains per second for the drain workload.
     fn score(&self) -> f64 {
         if self.workload == "drain" {
             self.drain_us.map_or(0.0, |d| 1e6 / d.max(1e-9))
@@ -149,16 +158,20 @@ impl GuestRecord {
             self.acq_per_sec
         }
     }
-
-    fn round_scores(&self) -> Vec<f64> {
+    fn round_scores(&self) -> Cow<'_, [f64]> {
         if self.workload == "drain" {
             self.round_drain_us
                 .iter()
                 .map(|&d| if d > 0.0 { 1e6 / d } else { 0.0 })
                 .collect()
         } else {
-            self.round_acq_per_sec.clone()
+            Cow::Borrowed(&self.round_acq_per_sec)
         }
+    }
+    fn set_ratio(&mut self, ratio: Option<Ratio>) {
+        self.vs_best_peer = ratio.map(|x| x.median);
+        self.vs_best_peer_min = ratio.map(|x| x.min);
+        self.vs_best_peer_max = ratio.map(|x| x.max);
     }
 }
 
@@ -195,82 +208,6 @@ type Key = (String, usize);
 
 fn key(r: &GuestRecord) -> Key {
     (r.workload.clone(), r.vcpus)
-}
-
-/// Groups in first-seen order.
-fn groups(results: &[GuestRecord]) -> Vec<(Key, Vec<&GuestRecord>)> {
-    let mut out: Vec<(Key, Vec<&GuestRecord>)> = Vec::new();
-    for r in results {
-        let k = key(r);
-        match out.iter_mut().find(|g| g.0 == k) {
-            Some(g) => g.1.push(r),
-            None => out.push((k, vec![r])),
-        }
-    }
-    out
-}
-
-/// `r`'s score over the best peer's, round by round when every peer has the same rounds (the
-/// median and the spread of those ratios), else the ratio of the reported scores.
-pub fn ratio_to_best_peer(r: &GuestRecord, rows: &[&GuestRecord]) -> Option<Ratio> {
-    let peers: Vec<&GuestRecord> = rows.iter().copied().filter(|p| p.peer).collect();
-    if peers.is_empty() {
-        return None;
-    }
-    let mine = r.round_scores();
-    let theirs: Vec<Vec<f64>> = peers.iter().map(|p| p.round_scores()).collect();
-    let n = mine.len();
-    if n > 0 && theirs.iter().all(|t| t.len() == n) {
-        let mut ratios: Vec<f64> = (0..n)
-            .filter_map(|i| {
-                let best = theirs.iter().map(|t| t[i]).fold(0.0, f64::max);
-                (best > 0.0).then(|| mine[i] / best)
-            })
-            .collect();
-        if !ratios.is_empty() {
-            ratios.sort_by(f64::total_cmp);
-            return Some(Ratio {
-                median: ratios[ratios.len() / 2],
-                min: ratios[0],
-                max: ratios[ratios.len() - 1],
-            });
-        }
-    }
-    let best = best_peer(rows)?.score();
-    (best > 0.0).then(|| {
-        let x = r.score() / best;
-        Ratio {
-            median: x,
-            min: x,
-            max: x,
-        }
-    })
-}
-
-fn best_peer<'a>(rows: &[&'a GuestRecord]) -> Option<&'a GuestRecord> {
-    rows.iter()
-        .copied()
-        .filter(|r| r.peer)
-        .max_by(|a, b| a.score().total_cmp(&b.score()))
-}
-
-/// Fills in every record's `vs_best_peer*` fields from its group.
-pub fn set_ratios(results: &mut [GuestRecord]) {
-    let ratios: Vec<Option<Ratio>> = {
-        let gs = groups(results);
-        results
-            .iter()
-            .map(|r| {
-                let rows = &gs.iter().find(|g| g.0 == key(r))?.1;
-                ratio_to_best_peer(r, rows)
-            })
-            .collect()
-    };
-    for (r, x) in results.iter_mut().zip(ratios) {
-        r.vs_best_peer = x.map(|x| x.median);
-        r.vs_best_peer_min = x.map(|x| x.min);
-        r.vs_best_peer_max = x.map(|x| x.max);
-    }
 }
 
 fn us(x: f64) -> String {
@@ -424,7 +361,7 @@ pub fn print_report(w: &mut impl Write, doc: &GuestOutput) -> std::io::Result<()
         }
         let bp = best_peer(&rows);
         for r in &rows {
-            let (ratio, spread) = match ratio_to_best_peer(r, &rows) {
+            let (ratio, spread) = match ratio_to_best_peer(*r, &rows) {
                 Some(x) => (x.show(), x.spread()),
                 None => ("-".into(), String::new()),
             };
@@ -608,7 +545,7 @@ pub fn summary(results: &[GuestRecord]) -> Vec<String> {
         if let (Some(q), Some(bp), Some(x)) = (
             qpv,
             best_peer(rows),
-            qpv.and_then(|q| ratio_to_best_peer(q, rows)),
+            qpv.and_then(|q| ratio_to_best_peer(*q, rows)),
         ) {
             line += &format!(
                 "; queued-pv is {} the best peer {} ({}, rounds {}",
