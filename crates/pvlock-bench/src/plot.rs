@@ -187,18 +187,14 @@ fn scene(runs: &[(String, &Output)]) -> Result<Scene, String> {
         return Err("nothing to plot: no results without CPU hogs".into());
     }
     let m = &runs[0].1.machine;
-    let title = match runs {
-        [_] => format!(
-            "pvlock bench: {} CPUs{}, {}",
-            m.cpus,
-            if m.hypervisor { " (VM)" } else { "" },
-            m.date
-        ),
-        _ => format!(
-            "pvlock bench: {} runs, dashed/square = later runs",
-            runs.len()
-        ),
-    };
+    let title = title(
+        "pvlock bench",
+        "",
+        m.cpus,
+        m.hypervisor,
+        &m.date,
+        runs.len(),
+    );
     let mut rows = Vec::new();
     for wl in workloads {
         let mut series = Vec::new();
@@ -256,18 +252,14 @@ fn guest_scene(runs: &[(String, &GuestOutput)]) -> Result<Scene, String> {
         return Err("nothing to plot: no results".into());
     }
     let h = &runs[0].1.host;
-    let title = match runs {
-        [_] => format!(
-            "pvlock guest: vCPUs on {} CPUs{}, {}",
-            h.cpus,
-            if h.hypervisor { " (VM)" } else { "" },
-            h.date
-        ),
-        _ => format!(
-            "pvlock guest: {} runs, dashed/square = later runs",
-            runs.len()
-        ),
-    };
+    let title = title(
+        "pvlock guest",
+        "vCPUs on ",
+        h.cpus,
+        h.hypervisor,
+        &h.date,
+        runs.len(),
+    );
     let mut rows = Vec::new();
     for wl in workloads {
         let drain = wl == "drain";
@@ -529,4 +521,14 @@ fn draw_legend<DB: DrawingBackend>(
         area.draw_text(&s.name, &font, (x1 + 8, y))?;
     }
     Ok(())
+}
+
+/// A plot's title: the machine of a single run, or how several runs are told apart.
+fn title(cmd: &str, what: &str, cpus: usize, hypervisor: bool, date: &str, runs: usize) -> String {
+    if runs == 1 {
+        let vm = if hypervisor { " (VM)" } else { "" };
+        format!("{cmd}: {what}{cpus} CPUs{vm}, {date}")
+    } else {
+        format!("{cmd}: {runs} runs, dashed/square = later runs")
+    }
 }
