@@ -2,38 +2,10 @@
 //! and `report` re-rendering it.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn pvlock(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pvlock"))
-        .args(args)
-        .output()
-        .expect("run pvlock")
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pvlock-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-/// Bad input: exit 2, one line on stderr that contains every `needles`, nothing on stdout.
-fn bad(args: &[&str], needles: &[&str]) {
-    let out = pvlock(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "{args:?}: not one line: {err}"
-    );
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: {err:?} lacks {n:?}");
-    }
-    assert!(out.stdout.is_empty(), "{args:?}: printed to stdout");
-}
+mod common;
+use common::{bad, pvlock, tmpdir};
 
 #[test]
 fn unknown_names_list_the_valid_choices() {

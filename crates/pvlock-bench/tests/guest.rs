@@ -2,44 +2,12 @@
 //! where KVM cannot be used, and a short real run with JSON, plots and `report` where it can
 //! (skipped with a line saying so where it cannot).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn pvlock(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pvlock"))
-        .args(args)
-        .output()
-        .expect("run pvlock")
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pvlock-guest-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Exit `code`, one line on stderr that contains every `needles`, nothing on stdout.
-fn fails(args: &[&str], code: i32, needles: &[&str]) {
-    let out = pvlock(args);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: stderr {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: {err:?} lacks {n:?}");
-    }
-    assert!(out.stdout.is_empty(), "{args:?}: printed to stdout");
-}
-
-fn bad(args: &[&str], needles: &[&str]) {
-    fails(args, 2, needles)
-}
+mod common;
+use common::{bad, fails, pvlock, text, tmpdir};
 
 /// Whether this machine can run the guest lab; says why not when it cannot.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
