@@ -13,6 +13,7 @@
 //! | [`Policy::head_spin`] | how long the `Queued` queue head spins before it blocks | the spin budget, also while crowded (it is the one waiter whose spin keeps the lock moving); none in its first round when spun out |
 //! | [`Policy::yield_wait`] | whether the `Queued` waiter next in line waits runnable, yielding, instead of blocking, and for how long | crowded: up to 1 ms ("yield-wait") |
 //! | [`Policy::wake_next_in_line`] | whether a new `Queued` owner wakes the blocked waiter behind the new head | crowded ("yield-wait") |
+//! | [`Policy::reader_entry_spin`] | how long an `RwLock` reader that a writer keeps out retries the fast path before it queues on the wait lock | the spin budget, yielding once its backoff saturates, also while crowded ("reader entry spin") |
 //!
 //! "Crowded" is [`Load::crowded`]: more threads have contended for pvlock locks in the last
 //! 10-20 ms than the process has CPUs. Each rule's reason and its measurements are in `docs/tuning.md`; the protocol each one
@@ -68,6 +69,14 @@ impl Policy {
             self.spin
         };
         Backoff::new(budget, STEAL_BACKOFF_MAX, !crowded && CAN_YIELD)
+    }
+
+    /// An rwlock reader that a writer keeps out, before it queues on the wait lock: reads with
+    /// exponential backoff for the spin budget, yielding between reads once the backoff
+    /// saturates, also while crowded.
+    #[inline]
+    pub(crate) fn reader_entry_spin(&self) -> Backoff {
+        Backoff::new(self.spin, STEAL_BACKOFF_MAX, true)
     }
 
     /// Whether the owner of `account` may take a lock past queued waiters now, under this
