@@ -463,3 +463,67 @@ mod api {
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn len(list: &List) -> usize {
+        let mut n = 0;
+        // Relaxed: read under the internal lock, as every list access.
+        let mut cur = list.head.load(Ordering::Relaxed);
+        while cur != 0 {
+            n += 1;
+            cur = slot::slot_at(cur as usize - 1)
+                .cv
+                .next
+                .load(Ordering::Relaxed);
+        }
+        n
+    }
+
+    /// No thundering herd: right after `notify_all`, while the notifier still holds the mutex,
+    /// one waiter has been woken and the others are chained, still asleep in the condition
+    /// variable; once the mutex is free they all get through, one after another.
+    #[test]
+    fn notify_all_wakes_one_waiter_at_a_time() {
+        const N: usize = 4;
+        let m = crate::Mutex::new(0usize);
+        let cv = crate::Condvar::new();
+        std::thread::scope(|s| {
+            for _ in 0..N {
+                s.spawn(|| {
+                    let mut g = m.lock();
+                    *g += 1;
+                    while *g <= N {
+                        cv.wait(&mut g);
+                    }
+                });
+            }
+            // Every waiter enqueues itself before it releases the mutex: once we hold it and
+            // all have counted themselves, all are in the list.
+            let mut g = loop {
+                let g = m.lock();
+                if *g == N {
+                    break g;
+                }
+                drop(g);
+                std::thread::yield_now();
+            };
+            *g += 1;
+            assert_eq!(cv.notify_all(), N);
+            cv.lock_lists();
+            let (waiting, chained) = (len(&cv.waiting), len(&cv.chain));
+            cv.unlock_lists();
+            assert_eq!(
+                (waiting, chained),
+                (0, N - 1),
+                "one woken, the rest chained"
+            );
+            drop(g);
+        });
+        cv.lock_lists();
+        assert!(cv.waiting.is_empty() && cv.chain.is_empty());
+        cv.unlock_lists();
+    }
+}
