@@ -117,8 +117,8 @@
 //!   that queued instead would need a hand-over of the wait lock of its own, and with more
 //!   threads than CPUs the readers queued behind a writer sleep and are woken one after another.
 //!   Measured with the read-mostly hash table (`pvlock bench --workload rwlock --read-pct 99`,
-//!   16 threads on 2 CPUs): 0.80x of the best peer without it, 0.99x with it, and fairer
-//!   (docs/rwlock.md has the whole matrix). Yielding, not spinning, is what makes it safe while
+//!   16 threads on 2 CPUs, two alternated sittings): 0.80x of the best peer without it,
+//!   0.87x and 0.99x with it, and fairer (docs/rwlock.md has the whole matrix). Yielding, not spinning, is what makes it safe while
 //!   crowded: the CPU goes to a thread that can run, the writer among them.
 //! * **Wait-lock holder's spin** (`Policy::queued_spin`): the reader or writer at the head of
 //!   the wait lock spins for the spin budget (none while crowded) before it sleeps, as a queued
