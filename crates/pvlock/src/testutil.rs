@@ -98,3 +98,40 @@ macro_rules! blocking_backend_tests {
     };
 }
 pub(crate) use blocking_backend_tests;
+
+/// One `#[test]` per backend for a generic test `fn f<B: Backend>()`: `per_backend!(f: spin,
+/// park, auto, futex)` makes the module `f` with the tests `f::spin`, `f::park`, `f::auto` and
+/// (on Linux) `f::futex`.
+macro_rules! per_backend {
+    ($f:ident: $($b:ident),+ $(,)?) => {
+        mod $f {
+            $( $crate::testutil::per_backend!(@one $f $b); )+
+        }
+    };
+    (@one $f:ident spin) => {
+        #[test]
+        fn spin() {
+            super::$f::<crate::backend::Spin>();
+        }
+    };
+    (@one $f:ident park) => {
+        #[test]
+        fn park() {
+            super::$f::<crate::backend::Park>();
+        }
+    };
+    (@one $f:ident auto) => {
+        #[test]
+        fn auto() {
+            super::$f::<crate::backend::Auto>();
+        }
+    };
+    (@one $f:ident futex) => {
+        #[cfg(target_os = "linux")]
+        #[test]
+        fn futex() {
+            super::$f::<crate::backend::Futex>();
+        }
+    };
+}
+pub(crate) use per_backend;

@@ -36,15 +36,7 @@ fn states<B: Backend>() {
     assert!(std::format!("{q:?}").contains("locked: 0"));
 }
 
-#[test]
-fn lock_unlock_try_lock_state_spin() {
-    states::<Spin>();
-}
-
-#[test]
-fn lock_unlock_try_lock_state_park() {
-    states::<Park>();
-}
+crate::testutil::per_backend!(states: spin, park);
 
 fn contended<B: Backend>() {
     let q = Queued::<B>::new();
@@ -67,15 +59,7 @@ fn contended<B: Backend>() {
     assert!(!hash::contains(q.addr()));
 }
 
-#[test]
-fn contended_spin() {
-    contended::<Spin>();
-}
-
-#[test]
-fn contended_park() {
-    contended::<Park>();
-}
+crate::testutil::per_backend!(contended: spin, park);
 
 /// Threads that queue in a known order get the lock in that order: each waiter is started
 /// only once the previous one is visibly queued (tail changed; with `Spin` the first waiter
@@ -112,21 +96,7 @@ fn fifo<B: Backend>() {
     assert_eq!(q.word.load(Ordering::Relaxed), 0);
 }
 
-#[test]
-fn fifo_spin() {
-    fifo::<Spin>();
-}
-
-#[test]
-fn fifo_park() {
-    fifo::<Park>();
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn fifo_futex() {
-    fifo::<crate::backend::Futex>();
-}
+crate::testutil::per_backend!(fifo: spin, park, futex);
 
 fn hammer<B: Backend>(threads: usize, iters: u64, hold: std::time::Duration) {
     let lock = Queued::<B>::new();

@@ -60,20 +60,7 @@ fn states<B: Backend>() {
     assert!(!l.is_contended(), "{l:?}");
 }
 
-#[test]
-fn states_spin() {
-    states::<Spin>();
-}
-
-#[test]
-fn states_park() {
-    states::<Park>();
-}
-
-#[test]
-fn states_auto() {
-    states::<Auto>();
-}
+crate::testutil::per_backend!(states: spin, park, auto);
 
 /// Waits (yielding) until `cond`, failing after 20 s.
 fn until(what: &str, cond: impl Fn() -> bool) {
@@ -117,15 +104,7 @@ fn writer_preference<B: Backend>() {
     assert_eq!(word(&l), 0, "{l:?}");
 }
 
-#[test]
-fn writer_preference_spin() {
-    writer_preference::<Spin>();
-}
-
-#[test]
-fn writer_preference_park() {
-    writer_preference::<Park>();
-}
+crate::testutil::per_backend!(writer_preference: spin, park);
 
 /// Long holds (past the spin budget): a writer sleeps waiting for a reader (`PARKED_R`), a
 /// reader at the head of the wait lock sleeps waiting for a writer (`PARKED_W`), and both are
@@ -179,21 +158,7 @@ fn parked_handoffs<B: Backend>() {
     assert_eq!(word(&l), 0, "{l:?}");
 }
 
-#[test]
-fn parked_handoffs_park() {
-    parked_handoffs::<Park>();
-}
-
-#[test]
-fn parked_handoffs_auto() {
-    parked_handoffs::<Auto>();
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn parked_handoffs_futex() {
-    parked_handoffs::<crate::backend::Futex>();
-}
+crate::testutil::per_backend!(parked_handoffs: park, auto, futex);
 
 /// `downgrade` lets a reader that sleeps waiting for the writer in at once, while the
 /// downgraded read is still held, and no writer in between; `upgrade` waits for the other
@@ -249,26 +214,7 @@ fn downgrade_and_upgrade_hand_offs<B: Backend>() {
     assert_eq!(word(&l), 0, "{l:?}");
 }
 
-#[test]
-fn downgrade_and_upgrade_hand_offs_spin() {
-    downgrade_and_upgrade_hand_offs::<Spin>();
-}
-
-#[test]
-fn downgrade_and_upgrade_hand_offs_park() {
-    downgrade_and_upgrade_hand_offs::<Park>();
-}
-
-#[test]
-fn downgrade_and_upgrade_hand_offs_auto() {
-    downgrade_and_upgrade_hand_offs::<Auto>();
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn downgrade_and_upgrade_hand_offs_futex() {
-    downgrade_and_upgrade_hand_offs::<crate::backend::Futex>();
-}
+crate::testutil::per_backend!(downgrade_and_upgrade_hand_offs: spin, park, auto, futex);
 
 /// Timed attempts that back out, in both roles and at each waiting stage: nothing of theirs is
 /// left in the word, and the lock works normally afterwards.
