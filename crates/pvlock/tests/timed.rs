@@ -46,15 +46,27 @@ fn times_out<L: RawLock + RawMutexTimed<Duration = Duration, Instant = Instant> 
     unsafe { RawLock::unlock(&l) };
 }
 
+/// Runs the generic check `f::<L>()` for every mutex with timed locking: `Queued` with each
+/// blocking backend and `Byte` with each backend (`blocking`: without `Byte<Spin>`, which nothing
+/// wakes).
+macro_rules! each_timed_lock {
+    ($f:ident) => {{
+        each_timed_lock!($f, blocking);
+        $f::<Byte<Spin>>();
+    }};
+    ($f:ident, blocking) => {{
+        $f::<Queued<Auto>>();
+        $f::<Queued<Park>>();
+        #[cfg(target_os = "linux")]
+        $f::<Queued<Futex>>();
+        $f::<Byte<Auto>>();
+        $f::<Byte<Park>>();
+    }};
+}
+
 #[test]
 fn held_locks_time_out() {
-    times_out::<Queued<Auto>>();
-    times_out::<Queued<Park>>();
-    #[cfg(target_os = "linux")]
-    times_out::<Queued<Futex>>();
-    times_out::<Byte<Auto>>();
-    times_out::<Byte<Park>>();
-    times_out::<Byte<Spin>>();
+    each_timed_lock!(times_out);
 }
 
 /// A timed waiter with a long timeout gets the lock when the holder releases it, long before
@@ -88,12 +100,7 @@ fn woken_by_unlock<L: RawLock + RawMutexTimed<Duration = Duration, Instant = Ins
 
 #[test]
 fn timed_waiters_are_woken_by_unlock() {
-    woken_by_unlock::<Queued<Auto>>();
-    woken_by_unlock::<Queued<Park>>();
-    #[cfg(target_os = "linux")]
-    woken_by_unlock::<Queued<Futex>>();
-    woken_by_unlock::<Byte<Auto>>();
-    woken_by_unlock::<Byte<Park>>();
+    each_timed_lock!(woken_by_unlock, blocking);
 }
 
 struct Shared<L> {
@@ -289,13 +296,7 @@ where
 #[test]
 fn timed_give_up_strands_nobody() {
     let _serial = serial();
-    give_up_strands_nobody::<Queued<Auto>>();
-    give_up_strands_nobody::<Queued<Park>>();
-    #[cfg(target_os = "linux")]
-    give_up_strands_nobody::<Queued<Futex>>();
-    give_up_strands_nobody::<Byte<Auto>>();
-    give_up_strands_nobody::<Byte<Park>>();
-    give_up_strands_nobody::<Byte<Spin>>();
+    each_timed_lock!(give_up_strands_nobody);
 }
 
 /// `RawRwLockTimed` on a held lock: every timed attempt that cannot succeed fails, and not
