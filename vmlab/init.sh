@@ -15,10 +15,12 @@ echo 1 >/proc/sys/kernel/printk
 # Bench arguments: one per line (written by vmlab/run).
 set --
 while IFS= read -r a; do set -- "$@" "$a"; done </etc/pvlock-bench.args
+# Its environment (`vmlab/run --env`): NAME=VALUE, one per line.
+while IFS= read -r kv; do [ -n "$kv" ] && export "$kv"; done </etc/pvlock-bench.env
 
 echo
 echo "===PVLOCK-GUEST-START=== kernel $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo), clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)"
-echo "guest: pvlock bench $* --json /tmp/out.json"
+echo "guest: $(tr '\n' ' ' </etc/pvlock-bench.env)pvlock bench $* --json /tmp/out.json"
 echo "===PVLOCK-TABLE-BEGIN==="
 # stderr to a file: the bench draws a progress bar when stderr is a terminal.
 /bin/pvlock bench "$@" --json /tmp/out.json 2>/tmp/bench.err
