@@ -19,8 +19,6 @@
 //! | `pv_wait_again` | the `Queued` head blocked again after a wake-up that did not get it the lock |
 //! | `pv_wait_early` | a waiter blocked before its budget, its predecessor not running |
 //! | `pv_kick_unlock` | an unlock kicked a blocked waiter |
-//! | `pv_kick_next` | the `Queued` new owner woke the waiter behind the new head, to wait runnable (crowded) |
-//! | `pv_yield_wait` | a `Queued` waiter next in line waited runnable, yielding, instead of blocking (once per wait) |
 //! | `pv_spin_yield` | a `Queued` waiter spinning with backoff yielded the CPU between two reads of the lock (a stealer while not crowded, or a thread without a node) |
 //! | `pv_link_yield` | a `Queued` new owner yielded the CPU while it waited for its successor to link its node (the successor preempted between joining the queue and linking) |
 //! | `pv_spin_skip` | a `Queued` waiter that joined the queue because its stealer spin ran out skipped a spin phase (once as a queued waiter, once as head, at most) |
@@ -40,8 +38,7 @@
 //! | `cv_wait` | a `Condvar` waiter blocked |
 //! | `cv_chain` | a waiter woken by `notify_all` woke the next one, once it held the mutex (no thundering herd) |
 //!
-//! `lock_handed`, `pv_kick_next`, `pv_yield_wait`, `pv_spin_yield`, `pv_link_yield`,
-//! `pv_spin_skip` and the last
+//! `lock_handed`, `pv_spin_yield`, `pv_link_yield`, `pv_spin_skip` and the last
 //! four are pvlock's own (the kernel has neither a fair unlock, nor yielding waiters, nor a steal
 //! budget to run out of). The last four say where
 //! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
@@ -65,8 +62,6 @@ pub enum Event {
     PvWaitAgain,
     PvWaitEarly,
     PvKickUnlock,
-    PvKickNext,
-    PvYieldWait,
     PvSpinYield,
     PvLinkYield,
     PvSpinSkip,
@@ -89,7 +84,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 30] = [
+    pub const ALL: [Event; 28] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
@@ -100,8 +95,6 @@ impl Event {
         Event::PvWaitAgain,
         Event::PvWaitEarly,
         Event::PvKickUnlock,
-        Event::PvKickNext,
-        Event::PvYieldWait,
         Event::PvSpinYield,
         Event::PvLinkYield,
         Event::PvSpinSkip,
@@ -135,8 +128,6 @@ impl Event {
             Event::PvWaitAgain => "pv_wait_again",
             Event::PvWaitEarly => "pv_wait_early",
             Event::PvKickUnlock => "pv_kick_unlock",
-            Event::PvKickNext => "pv_kick_next",
-            Event::PvYieldWait => "pv_yield_wait",
             Event::PvSpinYield => "pv_spin_yield",
             Event::PvLinkYield => "pv_link_yield",
             Event::PvSpinSkip => "pv_spin_skip",

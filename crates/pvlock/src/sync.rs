@@ -56,18 +56,6 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
-    /// `ns` nanoseconds from now.
-    #[inline]
-    pub(crate) fn after_ns(ns: u64) -> Deadline {
-        let _ = ns;
-        Deadline {
-            #[cfg(all(feature = "std", not(loom)))]
-            at: std::time::Instant::now() + core::time::Duration::from_nanos(ns),
-            #[cfg(loom)]
-            checks: core::cell::Cell::new(2),
-        }
-    }
-
     /// At `at` (the timed lock paths' deadline).
     #[cfg(all(feature = "std", not(loom)))]
     #[inline]

@@ -406,11 +406,6 @@ pub(crate) const CROWDED_ENTRY_DIV: u32 = 32;
 /// stealer must be to spin the whole budget, which wins it the lock against a short spinner.
 pub(crate) const FAIR_SHARE_SLACK: i64 = 2;
 
-/// How long the waiter next in line of a crowded `Queued` queue waits runnable, yielding, before
-/// it blocks: longer than a pass of a crowded queue, short enough not to keep a CPU busy while a
-/// holder keeps the lock long. Change it with the time a crowded queue takes to move one place.
-pub(crate) const YIELD_WAIT_NS: u64 = 1_000_000;
-
 /// How long a thread counts as contending for pvlock locks after its last slow path (between one
 /// and two of these): long enough to span a thread's queue passes and sleeps under heavy
 /// oversubscription, short enough that a thread pool that stops contending is no longer

@@ -67,16 +67,16 @@ fn queue_entry_and_time_are_counted() {
     assert!(d.get(Event::PvWaitHead) >= 1, "{d:?}");
 }
 
-/// Crowded (8 threads per CPU on one `pvlock::Mutex`), waiters next in line yield-wait instead of
-/// blocking, and mutual exclusion holds (exact total).
+/// Crowded (8 threads per CPU on one `pvlock::Mutex`), the steal budget sends running threads
+/// through the queue (`pv_queued_budget`), and mutual exclusion holds (exact total).
 #[test]
-fn crowded_next_in_line_yield_waits() {
+fn crowded_stealers_run_out_of_steal_budget() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (8 * cpus).min(256);
     let m = pvlock::Mutex::new(0u64);
     let before = snapshot();
-    // Runs of 300 ms until one yield-wait is seen (a busy machine may need more), at most 5 s.
+    // Runs of 300 ms until one is seen (a busy machine may need more), at most 5 s.
     let cap = Instant::now() + Duration::from_secs(5);
     let mut done = 0u64;
     loop {
@@ -96,15 +96,15 @@ fn crowded_next_in_line_yield_waits() {
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
         });
-        if snapshot().since(&before).get(Event::PvYieldWait) > 0 || Instant::now() > cap {
+        if snapshot().since(&before).get(Event::PvQueuedBudget) > 0 || Instant::now() > cap {
             break;
         }
     }
     let d = snapshot().since(&before);
     assert_eq!(*m.lock(), done);
     assert!(
-        d.get(Event::PvYieldWait) > 0,
-        "no yield-wait while crowded: {d:?}"
+        d.get(Event::PvQueuedBudget) > 0,
+        "no steal budget ran out while crowded: {d:?}"
     );
 }
 

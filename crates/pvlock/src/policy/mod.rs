@@ -11,8 +11,6 @@
 //! | [`Policy::may_bypass`] | whether a thread may take a `Queued` lock past queued waiters | the steal budget, while crowded ([`steal`]) |
 //! | [`Policy::queued_spin`] | how long a queued waiter spins before it blocks (`Queued` non-head, `Ticket`, `Byte`) | the spin budget; none while crowded ("load control"), none in a waiter's first queued round after its entry spin ran out ("spun out") |
 //! | [`Policy::head_spin`] | how long the `Queued` queue head spins before it blocks | the spin budget, also while crowded (it is the one waiter whose spin keeps the lock moving); none in its first round when spun out |
-//! | [`Policy::yield_wait`] | whether the `Queued` waiter next in line waits runnable, yielding, instead of blocking, and for how long | crowded: up to 1 ms ("yield-wait") |
-//! | [`Policy::wake_next_in_line`] | whether a new `Queued` owner wakes the blocked waiter behind the new head | crowded ("yield-wait") |
 //! | [`Policy::reader_entry_spin`] | how long an `RwLock` reader that a writer keeps out retries the fast path before it queues on the wait lock | the spin budget, yielding once its backoff saturates, also while crowded ("reader entry spin") |
 //!
 //! "Crowded" is [`Load::crowded`]: more threads have contended for pvlock locks in the last
@@ -25,8 +23,8 @@
 pub(crate) mod steal;
 
 use crate::load::Load;
-use crate::sync::{spin_loop, yield_now, Deadline, CAN_YIELD};
-use crate::tuning::{CROWDED_ENTRY_DIV, FAIR_SHARE_SLACK, STEAL_BACKOFF_MAX, YIELD_WAIT_NS};
+use crate::sync::{spin_loop, yield_now, CAN_YIELD};
+use crate::tuning::{CROWDED_ENTRY_DIV, FAIR_SHARE_SLACK, STEAL_BACKOFF_MAX};
 use steal::Account;
 
 /// The policy in force for one waiter now: a [`Load`] snapshot and the tuning, by value.
@@ -112,20 +110,6 @@ impl Policy {
     #[inline]
     pub(crate) fn head_spin(&self, skip: bool) -> Backoff {
         Backoff::new(if skip { 0 } else { self.spin }, 1, false)
-    }
-
-    /// Whether the `Queued` waiter next in line should wait runnable, yielding the CPU between
-    /// checks, rather than block; `Some(deadline)` for how long.
-    #[inline]
-    pub(crate) fn yield_wait(&self) -> Option<Deadline> {
-        (CAN_YIELD && self.load.crowded()).then(|| Deadline::after_ns(YIELD_WAIT_NS))
-    }
-
-    /// Whether a new `Queued` owner wakes the blocked waiter behind the new head, so that it
-    /// yield-waits as the next in line.
-    #[inline]
-    pub(crate) fn wake_next_in_line(&self) -> bool {
-        CAN_YIELD && self.load.crowded()
     }
 }
 
@@ -261,12 +245,8 @@ mod tests {
         assert_eq!(rounds(crowded.queued_spin(false)).1, 0);
         assert_eq!(rounds(crowded.head_spin(false)).1, 1000);
         assert_eq!(rounds(crowded.head_spin(true)).1, 0);
-        // Yield-wait and waking the next in line only while crowded.
-        assert!(crowded.yield_wait().is_some() && crowded.wake_next_in_line());
-        assert!(calm.yield_wait().is_none() && !calm.wake_next_in_line());
         // Unknown CPUs (no `std`): the kernel's policy.
         assert_eq!(rounds(kernel.entry_spin(&a)).1, 1000);
         assert_eq!(rounds(kernel.queued_spin(false)).1, 1000);
-        assert!(kernel.yield_wait().is_none());
     }
 }

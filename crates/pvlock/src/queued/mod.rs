@@ -202,9 +202,7 @@
 //! | inline steal, slowpath entry | may this thread take the lock past queued waiters? | yes, within its steal budget while crowded; always otherwise |
 //! | slowpath entry | how long to try stealing before queueing; yield between reads? | the spin budget (1/32 of it while crowded, unless the thread is behind its fair share); yield once the backoff saturates while not crowded |
 //! | queued node | how long to spin before blocking | the spin budget; none while crowded, none in the first round after the entry spin ran out its budget ("spun out") |
-//! | queued node, next in line | wait runnable (yielding) instead of blocking? | while crowded, up to 1 ms |
 //! | head | how long to spin with pending set | the spin budget, also while crowded; none in the first round when spun out |
-//! | hand-over | wake the blocked waiter behind the new head? | while crowded (it then yield-waits) |
 //!
 //! "Crowded": more threads have contended for pvlock locks (entered a slow path) in the last
 //! 10-20 ms than the process has CPUs; without `std`, never (the steal budget then always holds).

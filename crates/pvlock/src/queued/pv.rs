@@ -5,14 +5,14 @@
 
 use super::node::{HALTED, HASHED, RUNNING};
 use super::{
-    hash, is_open, is_slow, slot_of, Queued, LOCKED, LOCKED_MASK, LOCKED_PENDING_MASK, PENDING,
-    SLOW, TAIL_MASK, UNLOCKING,
+    hash, is_open, is_slow, Queued, LOCKED, LOCKED_MASK, LOCKED_PENDING_MASK, PENDING, SLOW,
+    TAIL_MASK, UNLOCKING,
 };
 use crate::backend::Backend;
 use crate::policy::Policy;
 use crate::slot::Slot;
 use crate::stats::{count, Event};
-use crate::sync::{fence, yield_now, Deadline, Ordering};
+use crate::sync::{fence, Ordering};
 use crate::tuning::PREV_CHECK_EVERY;
 
 /// Whether a newcomer that queues for reason `why` (the stats event of `steal_hybrid`) spun out:
@@ -122,8 +122,7 @@ impl<B: Backend> Queued<B> {
         }
     }
 
-    /// `pv_wait_node`: a queued (non-head) waiter spins on its `locked` flag, then blocks; as the
-    /// next in line of a crowded queue it may wait runnable instead (policy: yield-wait).
+    /// `pv_wait_node`: a queued (non-head) waiter spins on its `locked` flag, then blocks.
     ///
     /// `spun_out`: our entry spin ran out its budget; the policy skips our first spin.
     #[inline]
@@ -136,7 +135,6 @@ impl<B: Backend> Queued<B> {
     #[cold]
     fn wait_node(&self, me: &Slot, prev: &Slot, spun_out: bool) {
         let node = &me.node;
-        let mut yield_until: Option<Deadline> = None;
         let mut skip = spun_out;
         loop {
             // Read at the start and after each wake-up.
@@ -166,20 +164,6 @@ impl<B: Backend> Queued<B> {
             };
             if granted {
                 return;
-            }
-            // Next in line (our predecessor is the head: it was handed `locked`): the policy
-            // may have us wait runnable. Relaxed: a heuristic.
-            if prev.node.locked.load(Ordering::Relaxed) != 0 {
-                if let Some(d) = policy.yield_wait() {
-                    let until = yield_until.get_or_insert_with(|| {
-                        count(Event::PvYieldWait);
-                        d
-                    });
-                    if !until.passed() {
-                        yield_now();
-                        continue;
-                    }
-                }
             }
 
             // smp_store_mb(state, HALTED): the store + full fence of diagram "state vs locked".
@@ -233,27 +217,6 @@ impl<B: Backend> Queued<B> {
             debug_assert_eq!(_old & LOCKED_MASK, LOCKED);
         }
         // Else it was running: it sees `locked` and carries on by itself.
-        self.wake_next_in_line(succ);
-    }
-
-    /// Yield-wait: while crowded, the waiter behind the new head `head` is woken if it blocked,
-    /// so that it waits runnable as the next in line.
-    #[inline]
-    fn wake_next_in_line(&self, head: &Slot) {
-        if !Policy::now().wake_next_in_line() {
-            return;
-        }
-        // Relaxed, both: a heuristic. A stale link or state only costs a spurious wake-up (the
-        // woken waiter re-checks `locked` and waits again) or a missed early wake-up (it is woken
-        // at its own hand-over).
-        let next = head.node.next.load(Ordering::Relaxed);
-        if next != 0 {
-            let n = slot_of(next);
-            if n.node.state.load(Ordering::Relaxed) == HALTED {
-                count(Event::PvKickNext);
-                B::kick(n);
-            }
-        }
     }
 
     /// `pv_wait_head_or_lock`: the queue head spins for the lock with pending set (no stealing),
@@ -276,9 +239,6 @@ impl<B: Backend> Queued<B> {
     fn wait_head_or_lock(&self, me: &Slot, spun_out: bool) {
         let addr = self.addr();
         let node = &me.node;
-        // We are the head: a head that found no queue was handed nothing, so mark it, for our
-        // successor's next-in-line check (it looks at our `locked`). Relaxed: a heuristic.
-        node.locked.store(1, Ordering::Relaxed);
         // Whether a hash entry names us: made by our predecessor's `kick_node` (it made us HASHED,
         // which our own last RMW on `state`, in `wait_node`, read: Relaxed suffices) or by us.
         let mut hashed = node.state.load(Ordering::Relaxed) == HASHED;
