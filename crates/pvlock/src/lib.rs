@@ -30,8 +30,8 @@
 //!
 //! | situation | use | measured |
 //! |---|---|---|
-//! | threads may outnumber CPUs: thread pools, containers with a CPU quota, VMs; or you do not know | [`Mutex`] (`Queued<Auto>`) | 16 threads on 2 CPUs: 0.98x the best peer, 53x a plain ticket lock |
-//! | one thread per CPU, or CPU hogs beside you | [`Mutex`] | 2 threads on 2 CPUs: 1.04x the best peer; beside 2 CPU hogs: 0.89x |
+//! | threads may outnumber CPUs: thread pools, containers with a CPU quota, VMs; or you do not know | [`Mutex`] (`Queued<Auto>`) | 16 threads on 2 CPUs: 0.86x the best peer (`std`) with 2.5x its fairness, 45x a plain ticket lock |
+//! | one thread per CPU, or CPU hogs beside you | [`Mutex`] | 2 threads on 2 CPUs: 0.94x the best peer; beside 2 CPU hogs: 0.98x |
 //! | mostly readers | [`RwLock`] | 90% and 99% reads, 2 and 16 threads on 2 CPUs: 0.81x to 1.03x the best peer |
 //! | waiting threads must take turns in order | [`Mutex`] with [`MutexGuard::unlock_fair`](lock_api::MutexGuard::unlock_fair) where it matters; [`TicketMutex`] only if threads never outnumber CPUs | a FIFO lock collapses when they do: `Ticket` with the futex backend, 16 threads on 2 CPUs: 0.02x the best peer |
 //! | a waiter must give up after a while | [`Mutex::try_lock_for`](lock_api::Mutex::try_lock_for) | (same lock as [`Mutex`]) |
