@@ -76,7 +76,7 @@ fn crowded_stealers_run_out_of_steal_budget() {
     let threads = (8 * cpus).min(256);
     let m = pvlock::Mutex::new(0u64);
     let before = snapshot();
-    // Runs of 300 ms until one is seen (a busy machine may need more), at most 5 s.
+    // Runs of 300 ms until a steal budget runs out (a busy machine may need more), at most 5 s.
     let cap = Instant::now() + Duration::from_secs(5);
     let mut done = 0u64;
     loop {
