@@ -32,13 +32,13 @@
 //! ```text
 //! lock, fast:    (n, c, l) -fetch_or-> (n, c, 1)          locked if l was 0
 //! lock, spin:    load until l == 0, then fetch_or as above (test-and-test-and-set), for
-//!                for the policy's spin (`Policy::queued_spin`)
+//!                the policy's spin (`Policy::queued_spin`)
 //! lock, pv:      record the lock's address in my slot, then
 //!                register   (n, c, l) -fetch_add-> (n+1, c, l)
 //!                           if l == 0: (n+1, c, 0) -fetch_or-> (n+1, c, 1): locked
 //!                           else wait(me) while the word is unchanged
-//!                deregister (n, c, l) -fetch_sub-> (n-1, c, l), clear my record;
-//!                then spin again (or return, if locked above)
+//!                deregister: clear my record, then (n, c, l) -fetch_sub-> (n-1, c, l)
+//!                then try once more, else spin again (or return, if locked above)
 //! unlock, Spin:  (0, 0, 1) -store-> (0, 0, 0)
 //! unlock, pv:    (n, c, 1) -fetch_add-> (n, c+1, 0)      if n > 0: kick one slot whose record is
 //!                                                         this lock, scanning from `c`
@@ -230,8 +230,11 @@ impl<B: Backend> Byte<B> {
                 return;
             }
             // Spin spent.
-            if self.wait_pv() {
-                return;
+            match self.wait_pv(None) {
+                Some(true) => return,
+                // Woken (or the word changed before we slept) and the lock is held again.
+                Some(false) => count(Event::PvSpuriousWakeup),
+                None => {}
             }
         }
     }
@@ -251,15 +254,17 @@ impl<B: Backend> Byte<B> {
         }
     }
 
-    /// The pv slow path: record the lock in our slot, register as a spinner, block unless the
-    /// lock is free; deregister. `true` if we took the lock.
+    /// One wait of the pv slow path: record the lock in our slot, register as a spinner, block
+    /// (until kicked, or until `deadline`) unless the lock is free, leave, try the lock once more.
+    /// `Some(true)`: we hold the lock; `Some(false)`: woken with the lock held by another (or the
+    /// deadline passed), spin again; `None`: no waiter slot is free, spin again without blocking
+    /// (correct, just not paravirtual).
     #[cold]
-    fn wait_pv(&self) -> bool {
+    fn wait_pv(&self, deadline: Option<&Deadline>) -> Option<bool> {
         let Some(me) = B::current() else {
-            // No slot free: keep spinning (correct, just not paravirtual).
             count(Event::LockNoNode);
             spin_loop();
-            return false;
+            return None;
         };
         me.seen.contend(true);
         // Relaxed: the Release of the registering RMW below publishes it to the unlocker whose
@@ -283,24 +288,26 @@ impl<B: Backend> Byte<B> {
         if !locked {
             // Any unlock after our registration sees `spinners > 0` and kicks somebody; if the
             // word already changed, the wait returns at once.
-            count(Event::PvWaitNode);
-            crate::load::blocked(|| B::wait(me, &self.word, w | LOCKED));
+            match deadline {
+                None => {
+                    count(Event::PvWaitNode);
+                    crate::load::blocked(|| B::wait(me, &self.word, w | LOCKED));
+                }
+                Some(d) => {
+                    count(Event::TimedWait);
+                    crate::load::blocked(|| {
+                        B::wait_timeout(me, &self.word, w | LOCKED, d.remaining())
+                    });
+                }
+            }
         }
-        // Relaxed: the count is only read by unlockers deciding whether to scan; decrementing
-        // late only costs a needless scan, and this cannot move before the wait (which returns
-        // through an acquiring operation).
-        self.word.fetch_sub(SPINNER_INC, Ordering::Relaxed);
-        // Relaxed: a scanner that still sees the record kicks us needlessly (latched, harmless).
+        // Leave: the record first, then the count with Release ("Timed locking": an unlock that
+        // reads the count without us sees the record gone and kicks another waiter, so a waiter
+        // that leaves, timed or not, never swallows a kick that another needed). The `sub`
+        // cannot move before the wait, which returns through an acquiring operation.
         me.record.lock.store(0, Ordering::Relaxed);
-        if locked {
-            return true;
-        }
-        if self.try_lock() {
-            return true;
-        }
-        // Woken (or the word changed before we slept) and the lock is held again: spin anew.
-        count(Event::PvSpuriousWakeup);
-        false
+        self.word.fetch_sub(SPINNER_INC, Ordering::Release);
+        Some(locked || self.try_lock())
     }
 
     /// Releases the lock and, if waiters are registered, kicks one of them.
@@ -415,60 +422,16 @@ impl<B: Backend> Byte<B> {
                 count(Event::TimedOut);
                 return false;
             }
-            match self.wait_pv_until(deadline) {
-                Some(got) => {
-                    if !got {
-                        count(Event::TimedOut);
-                    }
-                    return got;
+            match self.wait_pv(Some(deadline)) {
+                Some(true) => return true,
+                Some(false) if deadline.passed() => {
+                    count(Event::TimedOut);
+                    return false;
                 }
-                None => continue,
+                Some(false) => count(Event::PvSpuriousWakeup),
+                None => {}
             }
         }
-    }
-
-    /// One timed wait of the pv slow path: register, sleep at most until `deadline`, leave, try
-    /// once more. `Some(true)`: locked; `Some(false)`: the deadline passed; `None`: spin again.
-    #[cold]
-    fn wait_pv_until(&self, deadline: &Deadline) -> Option<bool> {
-        let Some(me) = B::current() else {
-            // No slot free: keep spinning (correct, just not paravirtual).
-            count(Event::LockNoNode);
-            spin_loop();
-            return None;
-        };
-        me.seen.contend(true);
-        // Relaxed: published by the registering RMW (as in `wait_pv`).
-        me.record.lock.store(self.addr(), Ordering::Relaxed);
-        // Release: as in `wait_pv`.
-        let mut w = self
-            .word
-            .fetch_add(SPINNER_INC, Ordering::Release)
-            .wrapping_add(SPINNER_INC);
-        let mut locked = false;
-        if w & LOCKED == 0 {
-            // Acquire: as in `lock`.
-            w = self.word.fetch_or(LOCKED, Ordering::Acquire);
-            locked = w & LOCKED == 0;
-        }
-        if !locked {
-            count(Event::TimedWait);
-            crate::load::blocked(|| {
-                B::wait_timeout(me, &self.word, w | LOCKED, deadline.remaining())
-            });
-        }
-        // Leave: the record first, then the count with Release ("Timed locking": an unlock that
-        // reads the count without us sees the record gone and kicks another waiter).
-        me.record.lock.store(0, Ordering::Relaxed);
-        self.word.fetch_sub(SPINNER_INC, Ordering::Release);
-        if locked || self.try_lock() {
-            return Some(true);
-        }
-        if deadline.passed() {
-            return Some(false);
-        }
-        count(Event::PvSpuriousWakeup);
-        None
     }
 }
 

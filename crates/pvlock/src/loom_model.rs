@@ -290,3 +290,15 @@ pub(crate) fn assert_reached(events: &stats::Snapshot, e: Event) {
         e.name()
     );
 }
+
+/// Asserts that a model never took the path counted by `e` (the contrast to a model that does,
+/// so that a rule that should apply in one and not the other is seen to switch).
+#[track_caller]
+pub(crate) fn assert_not_reached(events: &stats::Snapshot, e: Event) {
+    assert_eq!(
+        events.get(e),
+        0,
+        "the model reached {}: {events:?}",
+        e.name()
+    );
+}

@@ -22,6 +22,7 @@
 //! | `pv_spin_yield` | a `Queued` waiter spinning with backoff yielded the CPU between two reads of the lock (a stealer while not crowded, or a thread without a node) |
 //! | `pv_link_yield` | a `Queued` new owner yielded the CPU while it waited for its successor to link its node (the successor preempted between joining the queue and linking) |
 //! | `pv_spin_skip` | a `Queued` waiter that joined the queue because its stealer spin ran out skipped a spin phase (once as a queued waiter, once as head, at most) |
+//! | `pv_crowded` | a pv waiter read the load (at slow-path entry or after a wake-up) and found the process crowded: more threads contending than CPUs, so the policy's crowded rules applied ([`crate::tuning`]) |
 //! | `pv_spurious_wakeup` | a wait returned without the awaited change |
 //! | `pv_hash_hops` | extra probes in the `Queued` lock-to-node hash table |
 //! | `pv_queued_budget` | `Queued` pv: joined the queue because its steal budget ([`crate::tuning`]) was spent |
@@ -38,9 +39,9 @@
 //! | `cv_wait` | a `Condvar` waiter blocked |
 //! | `cv_chain` | a waiter woken by `notify_all` woke the next one, once it held the mutex (no thundering herd) |
 //!
-//! `lock_handed`, `pv_spin_yield`, `pv_link_yield`, `pv_spin_skip` and the last
-//! four are pvlock's own (the kernel has neither a fair unlock, nor yielding waiters, nor a steal
-//! budget to run out of). The last four say where
+//! `lock_handed`, `pv_spin_yield`, `pv_link_yield`, `pv_spin_skip`, `pv_crowded` and the last
+//! four are pvlock's own (the kernel has neither a fair unlock, nor yielding waiters, nor a load
+//! regime, nor a steal budget to run out of). The last four say where
 //! a pv `Queued` lock's waiters spend their time: a queue of sleeping waiters moves one wake-up at
 //! a time, so `pv_queued_ns` divided by the threads' total time is the share of them that is out
 //! of the game, and divided by the three `pv_queued_*` counts the mean stay in the queue.
@@ -65,6 +66,7 @@ pub enum Event {
     PvSpinYield,
     PvLinkYield,
     PvSpinSkip,
+    PvCrowded,
     PvSpuriousWakeup,
     PvHashHops,
     PvQueuedBudget,
@@ -84,7 +86,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, in report order.
-    pub const ALL: [Event; 28] = [
+    pub const ALL: [Event; 29] = [
         Event::LockSlowpath,
         Event::LockPending,
         Event::LockNoNode,
@@ -98,6 +100,7 @@ impl Event {
         Event::PvSpinYield,
         Event::PvLinkYield,
         Event::PvSpinSkip,
+        Event::PvCrowded,
         Event::PvSpuriousWakeup,
         Event::PvHashHops,
         Event::PvQueuedBudget,
@@ -131,6 +134,7 @@ impl Event {
             Event::PvSpinYield => "pv_spin_yield",
             Event::PvLinkYield => "pv_link_yield",
             Event::PvSpinSkip => "pv_spin_skip",
+            Event::PvCrowded => "pv_crowded",
             Event::PvSpuriousWakeup => "pv_spurious_wakeup",
             Event::PvHashHops => "pv_hash_hops",
             Event::PvQueuedBudget => "pv_queued_budget",

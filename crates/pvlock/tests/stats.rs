@@ -106,6 +106,10 @@ fn crowded_stealers_run_out_of_steal_budget() {
         d.get(Event::PvQueuedBudget) > 0,
         "no steal budget ran out while crowded: {d:?}"
     );
+    assert!(
+        d.get(Event::PvCrowded) > 0,
+        "the policy never read the process as crowded: {d:?}"
+    );
 }
 
 /// How often a lone waiter for a lock held 20 ms yielded while it spun (`pv_spin_yield`).

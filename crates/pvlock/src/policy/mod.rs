@@ -14,8 +14,9 @@
 //! | [`Policy::reader_entry_spin`] | how long an `RwLock` reader that a writer keeps out retries the fast path before it queues on the wait lock | the spin budget, yielding once its backoff saturates, also while crowded ("reader entry spin") |
 //!
 //! "Crowded" is [`Load::crowded`]: more threads have contended for pvlock locks in the last
-//! 10-20 ms than the process has CPUs. Each rule's reason and its measurements are in `docs/tuning.md`; the protocol each one
-//! acts in is in the lock's module docs.
+//! 10-20 ms than the process has CPUs; each [`Policy::now`] that finds it so counts
+//! `pv_crowded` ([`crate::stats`]). Each rule's reason and its measurements are in
+//! `docs/tuning.md`; the protocol each one acts in is in the lock's module docs.
 //!
 //! Without `std` the CPU count is unknown, nothing is ever crowded, and there is no yielding: the
 //! policy is the kernel's (spin the budget, then block), with the steal budget always in force.
@@ -39,8 +40,12 @@ impl Policy {
     /// The policy now: read at slow-path entry and after each wake-up.
     #[inline]
     pub(crate) fn now() -> Policy {
+        let load = Load::now();
+        if load.crowded() {
+            crate::stats::count(crate::stats::Event::PvCrowded);
+        }
         Policy {
-            load: Load::now(),
+            load,
             spin: crate::tuning::spin_iterations(),
         }
     }

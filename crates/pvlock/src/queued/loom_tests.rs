@@ -2,7 +2,7 @@
 //! `RUSTFLAGS="--cfg loom" cargo test -p pvlock --release --lib queued::loom`.
 
 use super::{hash, Queued};
-use crate::loom_model::{assert_reached, Model, ModelPark, ModelSpin};
+use crate::loom_model::{assert_not_reached, assert_reached, Model, ModelPark, ModelSpin};
 use crate::stats::Event;
 use crate::sync::Ordering;
 
@@ -92,7 +92,8 @@ fn loom_queued_fair_unlock_native() {
 }
 
 /// (6) The crowded policy (one CPU, so two queued threads are crowded): queued waiters block
-/// without spinning, stealers spin the short entry spin and obey the steal budget. Three threads,
+/// without spinning, stealers spin the short entry spin and obey the steal budget; the policy is
+/// seen to read "crowded" (`pv_crowded`, which model (7) never reaches). Three threads,
 /// preemption bound 1. (That a spent steal budget queues a stealer is unit-tested in
 /// `queued::tests` and `tests/stats.rs`; reaching it here needs a bound too costly to explore.)
 #[test]
@@ -101,18 +102,20 @@ fn loom_queued_crowded_policy() {
         .cpus(1)
         .cs_yields(2)
         .check(Queued::<ModelPark>::new, after);
+    assert_reached(&events, Event::PvCrowded);
     assert_reached(&events, Event::PvWaitNode);
     assert_reached(&events, Event::PvKickUnlock);
 }
 
 /// (7) The policy with CPUs to spare (four CPUs, two threads): stealers yield between reads once
 /// their backoff saturates (under loom at once: the budget is one iteration). Preemption
-/// bound 3.
+/// bound 3. Never crowded (`pv_crowded` not reached, the contrast to model (6)).
 #[test]
 fn loom_queued_spare_cpus_policy() {
     let events = Model::new(2, 3)
         .cpus(4)
         .cs_yields(HEAD_CS_YIELDS)
         .check(Queued::<ModelPark>::new, after);
+    assert_not_reached(&events, Event::PvCrowded);
     assert_reached(&events, Event::PvKickUnlock);
 }
