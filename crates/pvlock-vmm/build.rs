@@ -29,6 +29,8 @@ fn main() {
         "guest/.cargo/config.toml",
         "crates/pvlock/src",
         "crates/pvlock/Cargo.toml",
+        "crates/pvlock-workload/src",
+        "crates/pvlock-workload/Cargo.toml",
         "crates/pvlock-vmm/src/abi.rs",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(p).display());

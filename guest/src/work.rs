@@ -1,48 +1,20 @@
 //! The workloads of `pvlock bench`, for the guest: the same critical sections, non-critical work
-//! and random streams (`counter`, `hashtable`, `stats`), plus `drain`, which times how long a
-//! queue of waiting vCPUs takes to get through the lock.
+//! and random streams (`counter`, `hashtable`, `stats`; their data and operations are the
+//! `pvlock-workload` crate's, shared with the bench), plus `drain`, which times how long a queue
+//! of waiting vCPUs takes to get through the lock. Here they are put under the lock being
+//! measured, their data in the arena, and timed with the TSC.
 //!
 //! Every workload counts its acquisitions inside the protected data with plain increments; the
 //! VMM checks that their sum equals the vCPUs' own counts.
 
 use crate::abi::{self, Mailbox, HIST_BUCKETS};
 use crate::rt::{self, add, rdtsc};
-use core::hint::black_box;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use lock_api::{Mutex, RawMutex};
-
-/// xorshift64*, as the host bench's.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    #[inline]
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in 0..n (n > 0).
-    #[inline]
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next() >> 32) * n) >> 32
-    }
-}
-
-/// Non-critical work: `n` dependent multiply-adds.
-#[inline]
-fn spin_work(n: u64, seed: u64) {
-    let mut x = seed;
-    for _ in 0..n {
-        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
-    }
-    black_box(x);
-}
+use pvlock_workload::counter::CounterData;
+use pvlock_workload::hashtable::{Bucket, HashOp};
+use pvlock_workload::stats::{FlowStats, FlowUpdate, FLOWS};
+use pvlock_workload::{spin_work, Rng};
 
 /// One workload over raw lock `R`, its data in the arena.
 pub trait Work {
@@ -61,42 +33,16 @@ fn timed<R: RawMutex, T>(lock: &Mutex<R, T>) -> (lock_api::MutexGuard<'_, R, T>,
     (g, rdtsc().wrapping_sub(t0))
 }
 
-/// `counter`'s data: a count and 15 more words, two cache lines.
-#[repr(C, align(64))]
-pub struct CounterData {
-    count: u64,
-    lines: [u64; 15],
-}
-
 /// `counter`: one hot lock; `cs` volatile writes inside.
 pub struct Counter<R: RawMutex + 'static> {
     lock: &'static Mutex<R, CounterData>,
     cs: u32,
 }
 
-#[repr(C, align(64))]
-pub struct Bucket {
-    ops: u64,
-    len: u64,
-    keys: [u64; WAYS],
-    vals: [u64; WAYS],
-}
-const WAYS: usize = 8;
-
 /// `hashtable`: per-bucket locks, 90% lookups, 10% insert-or-update, random keys.
 pub struct HashTable<R: RawMutex + 'static> {
     buckets: &'static [Mutex<R, Bucket>],
 }
-
-#[repr(C, align(64))]
-pub struct FlowStats {
-    ops: u64,
-    packets: u64,
-    bytes: u64,
-    used: u64,
-    tcp_flags: u64,
-}
-const FLOWS: usize = 4;
 
 /// `stats`: four flow records under their own locks, half the updates to one hot flow.
 pub struct Stats<R: RawMutex + 'static> {
@@ -127,12 +73,7 @@ fn init_arena<T>(n: usize, f: impl Fn() -> T) {
 
 impl<R: RawMutex + 'static> Counter<R> {
     pub fn init() {
-        init_arena(1, || {
-            Mutex::<R, CounterData>::new(CounterData {
-                count: 0,
-                lines: [0; 15],
-            })
-        });
+        init_arena(1, || Mutex::<R, CounterData>::new(CounterData::new()));
     }
     pub fn get(cs: u32) -> Self {
         // SAFETY: initialised by `init` on the boot vCPU before `go`.
@@ -145,29 +86,17 @@ impl<R: RawMutex + 'static> Work for Counter<R> {
     #[inline]
     fn op(&self, _rng: &mut Rng) -> u64 {
         let (mut d, c) = timed(self.lock);
-        d.count += 1;
-        for i in 0..self.cs as usize {
-            let p = &mut d.lines[i % 15] as *mut u64;
-            // SAFETY: `p` points into the locked data; volatile so every write is made.
-            unsafe { p.write_volatile(p.read_volatile().wrapping_add(i as u64)) };
-        }
+        d.apply(self.cs);
         c
     }
     fn counted(&self) -> u64 {
-        self.lock.lock().count
+        self.lock.lock().count()
     }
 }
 
 impl<R: RawMutex + 'static> HashTable<R> {
     pub fn init(n: usize) {
-        init_arena(n, || {
-            Mutex::<R, Bucket>::new(Bucket {
-                ops: 0,
-                len: 0,
-                keys: [0; WAYS],
-                vals: [0; WAYS],
-            })
-        });
+        init_arena(n, || Mutex::<R, Bucket>::new(Bucket::new()));
     }
     pub fn get(n: usize) -> Self {
         // SAFETY: initialised by `init` on the boot vCPU before `go`.
@@ -179,50 +108,20 @@ impl<R: RawMutex + 'static> HashTable<R> {
 impl<R: RawMutex + 'static> Work for HashTable<R> {
     #[inline]
     fn op(&self, rng: &mut Rng) -> u64 {
-        let n = self.buckets.len() as u64;
-        let key = rng.below(n * WAYS as u64) + 1;
-        let b = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % n;
-        let insert = rng.below(10) == 0;
-        let (mut d, c) = timed(&self.buckets[b as usize]);
-        d.ops += 1;
-        let len = d.len as usize;
-        let found = d.keys[..len].iter().position(|&k| k == key);
-        match (found, insert) {
-            (Some(i), false) => {
-                black_box(d.vals[i]);
-            }
-            (None, false) => {}
-            (Some(i), true) => d.vals[i] += 1,
-            (None, true) => {
-                let i = if len < WAYS {
-                    d.len += 1;
-                    len
-                } else {
-                    (key % WAYS as u64) as usize
-                };
-                d.keys[i] = key;
-                d.vals[i] = 1;
-            }
-        }
+        let op = HashOp::random(rng, self.buckets.len());
+        let (mut d, c) = timed(&self.buckets[op.bucket()]);
+        d.apply(op);
         c
     }
     fn counted(&self) -> u64 {
-        self.buckets.iter().map(|b| b.lock().ops).sum()
+        self.buckets.iter().map(|b| b.lock().ops()).sum()
     }
 }
 
 impl<R: RawMutex + 'static> Stats<R> {
     pub fn init() {
         init_arena(1, || {
-            core::array::from_fn::<_, FLOWS, _>(|_| {
-                Mutex::<R, FlowStats>::new(FlowStats {
-                    ops: 0,
-                    packets: 0,
-                    bytes: 0,
-                    used: 0,
-                    tcp_flags: 0,
-                })
-            })
+            core::array::from_fn::<_, FLOWS, _>(|_| Mutex::<R, FlowStats>::new(FlowStats::new()))
         });
     }
     pub fn get() -> Self {
@@ -235,24 +134,13 @@ impl<R: RawMutex + 'static> Stats<R> {
 impl<R: RawMutex + 'static> Work for Stats<R> {
     #[inline]
     fn op(&self, rng: &mut Rng) -> u64 {
-        let r = rng.next();
-        let flow = if r & 1 == 0 {
-            0
-        } else {
-            ((r >> 1) % FLOWS as u64) as usize
-        };
-        let bytes = 64 + (r >> 8) % 1400;
-        let flag = 1u64 << ((r >> 24) % 8);
-        let (mut d, c) = timed(&self.flows[flow]);
-        d.ops += 1;
-        d.packets += 1;
-        d.bytes += bytes;
-        d.used = d.ops;
-        d.tcp_flags |= flag;
+        let u = FlowUpdate::random(rng);
+        let (mut d, c) = timed(&self.flows[u.flow()]);
+        d.apply(u);
         c
     }
     fn counted(&self) -> u64 {
-        self.flows.iter().map(|f| f.lock().ops).sum()
+        self.flows.iter().map(|f| f.lock().ops()).sum()
     }
 }
 
@@ -360,7 +248,7 @@ pub fn drain<R: RawMutex + 'static>(w: &Counter<R>, mb: &Mailbox) {
                 core::hint::spin_loop();
             }
             let mut g = held.take().expect("vCPU 0 holds the lock in a round");
-            g.count += 1;
+            g.apply(0); // the acquisition counted, no further writes
             T0.store(rdtsc(), Relaxed);
             drop(g);
         } else {
@@ -368,7 +256,7 @@ pub fn drain<R: RawMutex + 'static>(w: &Counter<R>, mb: &Mailbox) {
             let (mut g, c) = timed(w.lock);
             acq += 1;
             cycles += c;
-            g.count += 1;
+            g.apply(0);
             // The lock orders T0 (stored before vCPU 0's unlock) before this read.
             if DRAINED.fetch_add(1, Relaxed) as usize == n - 2 {
                 let t = rdtsc().wrapping_sub(T0.load(Relaxed));

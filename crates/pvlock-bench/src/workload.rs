@@ -25,51 +25,21 @@
 //! Every workload counts its acquisitions inside the protected data with plain (non-atomic)
 //! increments; after the run their sum must equal the threads' own counts, a cheap check that the
 //! lock really excluded.
+//!
+//! The random generator, the non-critical work and the data and critical sections of `counter`,
+//! `hashtable` and `stats` are the `pvlock-workload` crate's, which the guest lab's guest runs
+//! too; here they are put under the lock family being measured and timed.
 
 use crate::hist;
 use crate::locks::{BenchLock, Family};
+use pvlock_workload::counter::CounterData;
+use pvlock_workload::hashtable::{Bucket, HashOp};
+use pvlock_workload::stats::{FlowStats, FlowUpdate, FLOWS};
+pub use pvlock_workload::{spin_work, Rng};
 use std::hint::black_box;
 
 /// The workload names.
 pub const WORKLOADS: &[&str] = &["counter", "hashtable", "stats", "random", "rwlock"];
-
-/// A per-thread xorshift64* generator (the bench's workloads and torture's writers).
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    #[inline]
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in 0..n (n > 0), by multiply-shift.
-    #[inline]
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next() >> 32) * n) >> 32
-    }
-    /// `true` with probability about 1/n (n > 0).
-    #[inline]
-    pub fn one_in(&mut self, n: u64) -> bool {
-        self.below(n) == 0
-    }
-}
-
-/// Non-critical work: `n` dependent multiply-adds.
-#[inline]
-pub fn spin_work(n: u64, seed: u64) {
-    let mut x = seed;
-    for _ in 0..n {
-        x = black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
-    }
-    black_box(x);
-}
 
 /// One workload over lock family `F`.
 pub trait Work: Send + Sync + 'static {
@@ -105,12 +75,6 @@ fn acquired(sample: bool, t0: u64) -> u64 {
     }
 }
 
-#[repr(C, align(64))]
-pub struct CounterData {
-    count: u64,
-    lines: [u64; 15],
-}
-
 /// `counter`: one hot lock.
 pub struct Counter<F: Family> {
     lock: F::L<CounterData>,
@@ -120,10 +84,7 @@ pub struct Counter<F: Family> {
 impl<F: Family> Counter<F> {
     pub fn new(cs: u32) -> Self {
         Counter {
-            lock: BenchLock::new(CounterData {
-                count: 0,
-                lines: [0; 15],
-            }),
+            lock: BenchLock::new(CounterData::new()),
             cs,
         }
     }
@@ -135,28 +96,13 @@ impl<F: Family> Work for Counter<F> {
         let t0 = start(sample);
         self.lock.with(|d| {
             let lat = acquired(sample, t0);
-            d.count += 1;
-            for i in 0..self.cs as usize {
-                let p = &mut d.lines[i % 15] as *mut u64;
-                // SAFETY: `p` points into the locked data; volatile so every write is made.
-                unsafe { p.write_volatile(p.read_volatile().wrapping_add(i as u64)) };
-            }
+            d.apply(self.cs);
             lat
         })
     }
     fn counted(&self) -> u64 {
-        self.lock.with(|d| d.count)
+        self.lock.with(|d| d.count())
     }
-}
-
-const WAYS: usize = 8;
-
-#[repr(C, align(64))]
-pub struct Bucket {
-    ops: u64,
-    len: u64,
-    keys: [u64; WAYS],
-    vals: [u64; WAYS],
 }
 
 /// `hashtable`: per-bucket locks, lookup-heavy.
@@ -167,14 +113,7 @@ pub struct HashTable<F: Family> {
 impl<F: Family> HashTable<F> {
     pub fn new(buckets: usize) -> Self {
         let buckets = (0..buckets.max(1))
-            .map(|_| {
-                BenchLock::new(Bucket {
-                    ops: 0,
-                    len: 0,
-                    keys: [0; WAYS],
-                    vals: [0; WAYS],
-                })
-            })
+            .map(|_| BenchLock::new(Bucket::new()))
             .collect();
         HashTable { buckets }
     }
@@ -183,51 +122,18 @@ impl<F: Family> HashTable<F> {
 impl<F: Family> Work for HashTable<F> {
     #[inline]
     fn op(&self, rng: &mut Rng, sample: bool) -> u64 {
-        let n = self.buckets.len() as u64;
-        let key = rng.below(n * WAYS as u64) + 1;
-        let b = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % n;
-        let insert = rng.below(10) == 0;
+        let op = HashOp::random(rng, self.buckets.len());
         let t0 = start(sample);
-        self.buckets[b as usize].with(|d| {
+        self.buckets[op.bucket()].with(|d| {
             let lat = acquired(sample, t0);
-            d.ops += 1;
-            let len = d.len as usize;
-            let found = d.keys[..len].iter().position(|&k| k == key);
-            match (found, insert) {
-                (Some(i), false) => {
-                    black_box(d.vals[i]);
-                }
-                (None, false) => {}
-                (Some(i), true) => d.vals[i] += 1,
-                (None, true) => {
-                    let i = if len < WAYS {
-                        d.len += 1;
-                        len
-                    } else {
-                        (key % WAYS as u64) as usize
-                    };
-                    d.keys[i] = key;
-                    d.vals[i] = 1;
-                }
-            }
+            d.apply(op);
             lat
         })
     }
     fn counted(&self) -> u64 {
-        self.buckets.iter().map(|b| b.with(|d| d.ops)).sum()
+        self.buckets.iter().map(|b| b.with(|d| d.ops())).sum()
     }
 }
-
-#[repr(C, align(64))]
-pub struct FlowStats {
-    ops: u64,
-    packets: u64,
-    bytes: u64,
-    used: u64,
-    tcp_flags: u64,
-}
-
-const FLOWS: usize = 4;
 
 /// `stats`: small updates of shared statistics under a few locks.
 pub struct Stats<F: Family> {
@@ -236,15 +142,7 @@ pub struct Stats<F: Family> {
 
 impl<F: Family> Stats<F> {
     pub fn new() -> Self {
-        let flows = std::array::from_fn(|_| {
-            BenchLock::new(FlowStats {
-                ops: 0,
-                packets: 0,
-                bytes: 0,
-                used: 0,
-                tcp_flags: 0,
-            })
-        });
+        let flows = std::array::from_fn(|_| BenchLock::new(FlowStats::new()));
         Stats { flows }
     }
 }
@@ -252,27 +150,16 @@ impl<F: Family> Stats<F> {
 impl<F: Family> Work for Stats<F> {
     #[inline]
     fn op(&self, rng: &mut Rng, sample: bool) -> u64 {
-        let r = rng.next();
-        let flow = if r & 1 == 0 {
-            0
-        } else {
-            ((r >> 1) % FLOWS as u64) as usize
-        };
-        let bytes = 64 + (r >> 8) % 1400;
-        let flag = 1u64 << ((r >> 24) % 8);
+        let u = FlowUpdate::random(rng);
         let t0 = start(sample);
-        self.flows[flow].with(|d| {
+        self.flows[u.flow()].with(|d| {
             let lat = acquired(sample, t0);
-            d.ops += 1;
-            d.packets += 1;
-            d.bytes += bytes;
-            d.used = d.ops;
-            d.tcp_flags |= flag;
+            d.apply(u);
             lat
         })
     }
     fn counted(&self) -> u64 {
-        self.flows.iter().map(|f| f.with(|d| d.ops)).sum()
+        self.flows.iter().map(|f| f.with(|d| d.ops())).sum()
     }
 }
 
