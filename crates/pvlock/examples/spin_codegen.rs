@@ -8,7 +8,9 @@
 //! ```
 //! Inspect the code with `cargo rustc --release -p pvlock --example spin_codegen -- --emit asm`
 //! and compare `pv_ticket_cycle` with `plain_ticket_cycle`, `queued_spin_cycle` with
-//! `plain_cas_cycle`.
+//! `plain_cas_cycle`. `scripts/check-spin-codegen` (run by CI) does so: the `Spin` functions
+//! may hold no thread-local access, no call but the slow path and no locked instruction the
+//! plain lock lacks, and the `Futex` functions must fail that test.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
