@@ -410,7 +410,7 @@ impl<B: Backend> Byte<B> {
                     return true;
                 }
                 rounds = rounds.wrapping_add(1);
-                if rounds % TIMED_CLOCK_EVERY == 0 && deadline.passed() {
+                if rounds % crate::tuning::CLOCK_EVERY == 0 && deadline.passed() {
                     count(Event::TimedOut);
                     return false;
                 }
@@ -434,10 +434,6 @@ impl<B: Backend> Byte<B> {
         }
     }
 }
-
-/// A spinning timed waiter reads the clock once per this many spins.
-#[cfg_attr(not(feature = "std"), allow(dead_code))]
-const TIMED_CLOCK_EVERY: u32 = 64;
 
 #[cfg(all(feature = "std", not(loom)))]
 mod timed_api {

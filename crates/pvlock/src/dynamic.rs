@@ -77,7 +77,7 @@ pub enum BackendKind {
     Futex,
     /// [`Park`]: mutex + condition variable.
     Park,
-    /// [`Auto`]: futex/park with load control.
+    /// [`Auto`]: [`Futex`](crate::backend::Futex) on Linux, [`Park`] elsewhere.
     Auto,
 }
 
@@ -117,27 +117,74 @@ impl Choice {
                 .map(move |&(_, backend)| Choice { algorithm, backend })
         })
     }
+}
 
-    /// The choice as a non-zero number (for the process-wide atomic): the discriminants.
-    fn code(self) -> u32 {
-        self.algorithm as u32 * 4 + self.backend as u32 + 1
+/// Declares [`Code`] from one list of `name = number: algorithm, backend`, and derives from that
+/// list both directions of the mapping, so that they cannot disagree.
+macro_rules! codes {
+    ($($name:ident = $n:literal: $algorithm:ident, $backend:ident;)*) => {
+        /// Every (algorithm, backend) choice as the number the process-wide atomic holds.
+        /// 0 is no code: it means "not chosen yet".
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        enum Code {
+            $($name = $n,)*
+        }
+
+        impl Code {
+            /// The code of a choice (the compiler checks that every pair has one).
+            const fn of(c: Choice) -> Code {
+                match (c.algorithm, c.backend) {
+                    $((Algorithm::$algorithm, BackendKind::$backend) => Code::$name,)*
+                }
+            }
+
+            /// The choice this code stands for.
+            const fn choice(self) -> Choice {
+                match self {
+                    $(Code::$name => Choice {
+                        algorithm: Algorithm::$algorithm,
+                        backend: BackendKind::$backend,
+                    },)*
+                }
+            }
+
+            /// The code with number `n`; `None` for every other number, 0 ("not chosen yet")
+            /// among them.
+            const fn decode(n: u32) -> Option<Code> {
+                match n {
+                    $($n => Some(Code::$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    TicketSpin = 1: Ticket, Spin;
+    TicketFutex = 2: Ticket, Futex;
+    TicketPark = 3: Ticket, Park;
+    TicketAuto = 4: Ticket, Auto;
+    ByteSpin = 5: Byte, Spin;
+    ByteFutex = 6: Byte, Futex;
+    BytePark = 7: Byte, Park;
+    ByteAuto = 8: Byte, Auto;
+    QueuedSpin = 9: Queued, Spin;
+    QueuedFutex = 10: Queued, Futex;
+    QueuedPark = 11: Queued, Park;
+    QueuedAuto = 12: Queued, Auto;
+}
+
+impl Code {
+    /// The number the atomic holds for this code, not frozen.
+    const fn bits(self) -> u32 {
+        self as u8 as u32
     }
 
-    /// The inverse of [`code`](Self::code), for a code that `code` made.
-    fn from_code(code: u32) -> Choice {
-        let i = code.wrapping_sub(1);
-        let algorithm = match i / 4 {
-            0 => Algorithm::Ticket,
-            1 => Algorithm::Byte,
-            _ => Algorithm::Queued,
-        };
-        let backend = match i % 4 {
-            0 => BackendKind::Spin,
-            1 => BackendKind::Futex,
-            2 => BackendKind::Park,
-            _ => BackendKind::Auto,
-        };
-        Choice { algorithm, backend }
+    /// The code frozen in `bits` (a value of [`CHOICE`]), `None` while nothing is frozen.
+    const fn frozen_in(bits: u32) -> Option<Code> {
+        Code::decode(bits ^ FROZEN)
     }
 }
 
@@ -219,7 +266,8 @@ impl fmt::Display for SelectError {
 
 impl std::error::Error for SelectError {}
 
-/// Choice code (`Choice::code`, 0 = none yet) in the low bits, [`FROZEN`] once a lock op ran.
+/// The choice: 0 while nothing is chosen, a [`Code`] once [`select`] chose, the code with
+/// [`FROZEN`] once a lock operation (or [`init`]) froze it.
 static CHOICE: AtomicU32 = AtomicU32::new(0);
 const FROZEN: u32 = 1 << 31;
 
@@ -230,8 +278,8 @@ const FROZEN: u32 = 1 << 31;
 pub fn select(choice: Choice) -> Result<(), SelectError> {
     let mut cur = CHOICE.load(Ordering::Acquire);
     loop {
-        if cur & FROZEN != 0 {
-            let current = Choice::from_code(cur & !FROZEN);
+        if let Some(current) = Code::frozen_in(cur) {
+            let current = current.choice();
             return if current == choice {
                 Ok(())
             } else {
@@ -242,7 +290,8 @@ pub fn select(choice: Choice) -> Result<(), SelectError> {
             };
         }
         // AcqRel: pairs with `freeze`, so one of the two CASes sees the other's value.
-        match CHOICE.compare_exchange(cur, choice.code(), Ordering::AcqRel, Ordering::Acquire) {
+        let code = Code::of(choice).bits();
+        match CHOICE.compare_exchange(cur, code, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return Ok(()),
             Err(now) => cur = now,
         }
@@ -256,17 +305,17 @@ pub fn select(choice: Choice) -> Result<(), SelectError> {
 /// message lists the valid values.
 pub fn init() -> Result<Choice, ParseError> {
     let cur = CHOICE.load(Ordering::Acquire);
-    if cur & FROZEN != 0 {
-        return Ok(Choice::from_code(cur & !FROZEN));
+    if let Some(frozen) = Code::frozen_in(cur) {
+        return Ok(frozen.choice());
     }
-    let wanted = if cur != 0 {
-        Choice::from_code(cur)
-    } else {
-        from_env()?
+    // Not frozen: `select`ed, or (0) not chosen yet.
+    let wanted = match Code::decode(cur) {
+        Some(selected) => selected.choice(),
+        None => from_env()?,
     };
     match CHOICE.compare_exchange(
         cur,
-        wanted.code() | FROZEN,
+        Code::of(wanted).bits() | FROZEN,
         Ordering::AcqRel,
         Ordering::Acquire,
     ) {
@@ -276,11 +325,8 @@ pub fn init() -> Result<Choice, ParseError> {
     }
 }
 
-/// The choice `PVLOCK` asks for (the default when unset or empty).
-///
-/// # Errors
-/// [`ParseError`] for an invalid value.
-pub fn from_env() -> Result<Choice, ParseError> {
+/// The choice `PVLOCK` asks for (the default when unset or empty), or why it is invalid.
+fn from_env() -> Result<Choice, ParseError> {
     match std::env::var("PVLOCK") {
         Ok(v) if !v.trim().is_empty() => v.parse(),
         Ok(_) | Err(std::env::VarError::NotPresent) => Ok(Choice::DEFAULT),
@@ -292,15 +338,14 @@ pub fn from_env() -> Result<Choice, ParseError> {
 
 /// The frozen choice, if a lock operation (or [`init`]) has frozen one.
 pub fn frozen() -> Option<Choice> {
-    let cur = CHOICE.load(Ordering::Acquire);
-    (cur & FROZEN != 0).then(|| Choice::from_code(cur & !FROZEN))
+    Code::frozen_in(CHOICE.load(Ordering::Acquire)).map(Code::choice)
 }
 
 #[cold]
 #[inline(never)]
-fn freeze() -> u32 {
+fn freeze() -> Code {
     match init() {
-        Ok(c) => c.code(),
+        Ok(c) => Code::of(c),
         Err(e) => panic!("pvlock: {e} (set by the PVLOCK environment variable)"),
     }
 }
@@ -329,100 +374,62 @@ const _: () = {
 };
 
 /// Runs `$body` with `$l` bound to this word viewed as the chosen lock type: one arm per
-/// (algorithm, backend) pair, which the compiler checks are all there.
+/// [`Code`], which the compiler checks are all there.
 macro_rules! dispatch {
     ($self:ident, $l:ident => $body:expr) => {{
-        let mut code = CHOICE.load(Ordering::Relaxed);
-        if code & FROZEN == 0 {
-            code = freeze() | FROZEN;
-        }
-        use Algorithm as A;
-        use BackendKind as K;
+        let code = match Code::frozen_in(CHOICE.load(Ordering::Relaxed)) {
+            Some(code) => code,
+            None => freeze(),
+        };
         // SAFETY (for each arm): every lock type is `repr(transparent)` over one AtomicU32
         // (checked above), so the cast reference is valid for the lifetime of `self`; the choice
         // is frozen, so every operation on this word uses this same type.
-        match Choice::from_code(code & !FROZEN) {
-            Choice {
-                algorithm: A::Ticket,
-                backend: K::Spin,
-            } => {
+        match code {
+            Code::TicketSpin => {
                 let $l = unsafe { $self.view::<Ticket<Spin>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Ticket,
-                backend: K::Futex,
-            } => {
+            Code::TicketFutex => {
                 let $l = unsafe { $self.view::<Ticket<FutexOrPark>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Ticket,
-                backend: K::Park,
-            } => {
+            Code::TicketPark => {
                 let $l = unsafe { $self.view::<Ticket<Park>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Ticket,
-                backend: K::Auto,
-            } => {
+            Code::TicketAuto => {
                 let $l = unsafe { $self.view::<Ticket<Auto>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Byte,
-                backend: K::Spin,
-            } => {
+            Code::ByteSpin => {
                 let $l = unsafe { $self.view::<Byte<Spin>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Byte,
-                backend: K::Futex,
-            } => {
+            Code::ByteFutex => {
                 let $l = unsafe { $self.view::<Byte<FutexOrPark>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Byte,
-                backend: K::Park,
-            } => {
+            Code::BytePark => {
                 let $l = unsafe { $self.view::<Byte<Park>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Byte,
-                backend: K::Auto,
-            } => {
+            Code::ByteAuto => {
                 let $l = unsafe { $self.view::<Byte<Auto>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Queued,
-                backend: K::Spin,
-            } => {
+            Code::QueuedSpin => {
                 let $l = unsafe { $self.view::<Queued<Spin>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Queued,
-                backend: K::Futex,
-            } => {
+            Code::QueuedFutex => {
                 let $l = unsafe { $self.view::<Queued<FutexOrPark>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Queued,
-                backend: K::Park,
-            } => {
+            Code::QueuedPark => {
                 let $l = unsafe { $self.view::<Queued<Park>>() };
                 $body
             }
-            Choice {
-                algorithm: A::Queued,
-                backend: K::Auto,
-            } => {
+            Code::QueuedAuto => {
                 let $l = unsafe { $self.view::<Queued<Auto>>() };
                 $body
             }
@@ -569,11 +576,26 @@ mod tests {
     fn every_choice_round_trips_through_its_code() {
         let all: std::vec::Vec<Choice> = Choice::all().collect();
         assert_eq!(all.len(), 12);
+        let mut seen = std::vec::Vec::new();
         for c in all {
-            assert_ne!(c.code(), 0);
-            assert_eq!(c.code() & FROZEN, 0);
-            assert_eq!(Choice::from_code(c.code()), c, "{c}");
+            let code = Code::of(c);
+            assert_eq!(code.choice(), c, "{c}");
+            assert_ne!(code.bits(), 0, "{c}: 0 means not chosen yet");
+            assert_eq!(code.bits() & FROZEN, 0, "{c}");
+            assert_eq!(Code::decode(code.bits()), Some(code), "{c}");
+            assert_eq!(
+                Code::frozen_in(code.bits()),
+                None,
+                "{c}: selected, not frozen"
+            );
+            assert_eq!(Code::frozen_in(code.bits() | FROZEN), Some(code), "{c}");
+            assert!(!seen.contains(&code.bits()), "{c}: its number is taken");
+            seen.push(code.bits());
             assert_eq!(std::format!("{c}").parse::<Choice>(), Ok(c));
         }
+        // Nothing chosen yet is no code, frozen or not.
+        assert_eq!(Code::decode(0), None);
+        assert_eq!(Code::frozen_in(0), None);
+        assert_eq!(Code::frozen_in(FROZEN), None);
     }
 }

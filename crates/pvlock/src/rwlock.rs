@@ -135,7 +135,7 @@ use crate::queued::Queued;
 use crate::slot;
 use crate::stats::{count, Event};
 use crate::sync::{fence, yield_now, AtomicU32, Deadline, Ordering};
-use crate::tuning::STEAL_BACKOFF_MAX;
+use crate::tuning::{CLOCK_EVERY, STEAL_BACKOFF_MAX};
 
 const WRITER: u32 = 1;
 const WAITING: u32 = 1 << 1;
@@ -147,9 +147,6 @@ const WMASK: u32 = WRITER | WAITING | PARKED;
 const READER: u32 = 1 << 8;
 const READERS: u32 = !0 << 8;
 const OVERFLOW: u32 = 1 << 31;
-
-/// A waiter that spins reads the clock once per this many spins.
-const CLOCK_EVERY: u32 = 64;
 
 /// The kernel's queued rwlock: one word of state plus a [`Queued`] wait lock; see the
 /// [module docs](self) for the protocol.

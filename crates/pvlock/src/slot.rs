@@ -61,6 +61,16 @@ pub(crate) struct Record {
     pub(crate) want: AtomicU32,
 }
 
+impl Record {
+    /// The slot is given back: the next thread starts blocked on no lock. Relaxed: as in
+    /// [`Node::reset`].
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    fn reset(&self) {
+        self.lock.store(0, Ordering::Relaxed);
+        self.want.store(0, Ordering::Relaxed);
+    }
+}
+
 /// A `Condvar` waiter's place in its condition variable's lists.
 // Without `std` there is no `Condvar`.
 #[cfg_attr(not(feature = "std"), allow(dead_code))]
@@ -69,6 +79,16 @@ pub(crate) struct CvLink {
     pub(crate) next: AtomicU32,
     /// Where the waiter is: idle, waiting, chained, notified (`condvar` module).
     pub(crate) state: AtomicU32,
+}
+
+impl CvLink {
+    /// The slot is given back: the next thread starts in no list, idle (`condvar`'s `IDLE`, 0).
+    /// Relaxed: as in [`Node::reset`].
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    fn reset(&self) {
+        self.next.store(0, Ordering::Relaxed);
+        self.state.store(0, Ordering::Relaxed);
+    }
 }
 
 /// One waiter's state, as other threads find it. Two cache lines, so that a waiter spinning on
@@ -98,6 +118,22 @@ impl Slot {
                 latch: Latch::new(),
             }
         }
+    }
+
+    /// Every part of the slot starts again as new, but the latch, for the next thread that
+    /// claims it ([`release`]).
+    ///
+    /// The latch keeps what it holds: at most a kick that came after its thread's last wait (no
+    /// thread waits on it now). Clearing it could not make it clean: a kick aimed at the thread
+    /// that is leaving may still land after this (module docs). The next owner's first wait then
+    /// returns at once, a spurious wake-up that every waiter tolerates.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    fn reset(&self) {
+        self.node.reset();
+        self.record.reset();
+        self.account.close();
+        self.seen.reset();
+        self.cv.reset();
     }
 
     /// This slot's index in the table (what a `no_std` backend maps to a CPU number).
@@ -252,15 +288,8 @@ pub(crate) fn claim() -> Option<&'static Slot> {
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) fn release(s: &'static Slot) {
     let index = s.index();
-    s.account.close();
-    s.seen.reset();
-    s.record.lock.store(0, Ordering::Relaxed);
-    s.node.next.store(0, Ordering::Relaxed);
-    s.node.locked.store(0, Ordering::Relaxed);
-    s.node.state.store(0, Ordering::Relaxed);
-    s.cv.next.store(0, Ordering::Relaxed);
-    s.cv.state.store(0, Ordering::Relaxed);
-    // Release: the resets above happen before the next claimant's Acquire.
+    s.reset();
+    // Release: the resets happen before the next claimant's Acquire.
     claims().words[index / 64].fetch_and(!(1 << (index % 64)), Ordering::Release);
 }
 
@@ -309,4 +338,38 @@ pub(crate) fn current() -> Option<&'static Slot> {
         })
         .ok()
         .flatten()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::queued::node::HASHED;
+
+    /// The parts the lock protocols write, as a waiter leaves them, are new again after a reset.
+    #[test]
+    fn a_reset_slot_is_new() {
+        let s = Slot::new();
+        s.node.next.store(3, Ordering::Relaxed);
+        s.node.locked.store(1, Ordering::Relaxed);
+        s.node.state.store(HASHED, Ordering::Relaxed);
+        s.node.entry.store(9, Ordering::Relaxed);
+        s.record.lock.store(0x1000, Ordering::Relaxed);
+        s.record.want.store(7, Ordering::Relaxed);
+        s.cv.next.store(2, Ordering::Relaxed);
+        s.cv.state.store(3, Ordering::Relaxed);
+        s.reset();
+        let fields = [
+            &s.node.next,
+            &s.node.locked,
+            &s.node.state,
+            &s.node.entry,
+            &s.record.want,
+            &s.cv.next,
+            &s.cv.state,
+        ];
+        for (i, f) in fields.into_iter().enumerate() {
+            assert_eq!(f.load(Ordering::Relaxed), 0, "field {i}");
+        }
+        assert_eq!(s.record.lock.load(Ordering::Relaxed), 0);
+    }
 }

@@ -1,7 +1,7 @@
 //! Lock event counters (feature `stats`), named after the kernel's `lock_events_list.h`.
 //!
 //! Counting must not create the contention it measures, so the counters are sharded: each thread
-//! counts into one of [`SHARDS`] cache-line-aligned shards (chosen once per thread) with a relaxed
+//! counts into one of 16 cache-line-aligned shards (chosen once per thread) with a relaxed
 //! add, and [`snapshot`] sums the shards. Without the feature every `count` call is an empty inline
 //! function and the counters do not exist.
 //!
@@ -155,8 +155,6 @@ impl Event {
 }
 
 const EVENTS: usize = Event::ALL.len();
-/// Number of counter shards.
-pub const SHARDS: usize = 16;
 
 /// A copy of all counters at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -189,6 +187,9 @@ impl Snapshot {
 mod imp {
     use super::*;
     use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    /// Number of counter shards: threads beyond it share shards (and their cache lines).
+    const SHARDS: usize = 16;
 
     #[repr(align(128))]
     struct Shard([AtomicU64; EVENTS]);

@@ -208,9 +208,9 @@ impl<B: Backend> Ticket<B> {
     #[cold]
     fn wait_turn(&self, mine: u32) -> bool {
         let Some(me) = B::current() else {
-            // No slot free: keep spinning (correct, just not paravirtual). The pause matters when
-            // the backend's budget is 0 (`Auto` under load): without it the caller's loop would
-            // re-read the word and the backend's counters back to back.
+            // No slot free: keep spinning (correct, just not paravirtual). The pause matters while
+            // the process is crowded: the policy's queued spin is then empty, and without it the
+            // caller's loop would re-read the word and the load (`Policy::now`) back to back.
             count(Event::LockNoNode);
             spin_loop();
             return false;

@@ -392,6 +392,13 @@ pub(crate) const PENDING_LOOPS: u32 = 2;
 /// more often (a read of another waiter's line), higher blocks later behind a preempted waiter.
 pub(crate) const PREV_CHECK_EVERY: u32 = 256;
 
+/// A timed waiter that spins (`Queued`, `Byte`, `QueuedRwLock`: `try_lock_for` and the like) reads
+/// the clock for its deadline once in this many reads of the lock. Lower returns sooner after the
+/// deadline, at the cost of more clock reads in the spin; higher reads the clock less often and
+/// may overrun the deadline by more spinning. Change it with the cost of a clock read against one
+/// round of the spin (a `PAUSE` to a saturated backoff).
+pub(crate) const CLOCK_EVERY: u32 = 64;
+
 /// The most `PAUSE`s between two reads of a `Queued` lock word by a stealer, doubling from 1.
 /// Every read by a waiter costs the holder a coherence miss on its next write, so backing off lets
 /// a holder that releases and retakes the lock keep the line (measurements: `docs/tuning.md`).

@@ -106,7 +106,9 @@
 //! | `HASHED` (2) | the waiter is hashed: its wake-up comes from the unlock | the owner (`kick_node`: `HALTED -> HASHED`) or the head itself before it blocks |
 //!
 //! A queued waiter also blocks early, before its spin budget, when its predecessor is not
-//! `RUNNING` (checked every 256 spins: `pv_wait_early`): then the lock cannot come soon.
+//! `RUNNING` (checked every 256 spins: `pv_wait_early`): then the lock cannot come soon. That is a
+//! rule of the policy, not of the protocol (a waiter may block at any point of its spin): see the
+//! table in "The policy it consults" below.
 //!
 //! # Memory ordering: the two pv diagrams
 //!
@@ -202,6 +204,7 @@
 //! | inline steal, slowpath entry | may this thread take the lock past queued waiters? | yes, within its steal budget while crowded; always otherwise |
 //! | slowpath entry | how long to try stealing before queueing; yield between reads? | the spin budget (1/32 of it while crowded, unless the thread is behind its fair share); yield once the backoff saturates while not crowded |
 //! | queued node | how long to spin before blocking | the spin budget; none while crowded, none in the first round after the entry spin ran out its budget ("spun out") |
+//! | queued node | block before the spin budget is spent? | yes once its predecessor's node is not `RUNNING` (blocked, or hashed for the unlock's kick: the lock cannot reach this waiter soon), looked at every `PREV_CHECK_EVERY` (256) spins, the first look before the first spin (the kernel's `pv_wait_early`) |
 //! | head | how long to spin with pending set | the spin budget, also while crowded; none in the first round when spun out |
 //!
 //! "Crowded": more threads have contended for pvlock locks (entered a slow path) in the last

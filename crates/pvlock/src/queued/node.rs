@@ -1,7 +1,7 @@
 //! A `Queued` waiter's MCS queue node: the part of its [`Slot`](crate::slot::Slot) that the queue
 //! and its pv hooks use.
 
-use crate::sync::AtomicU32;
+use crate::sync::{AtomicU32, Ordering};
 
 /// `state`: spinning (queued or head).
 pub(crate) const RUNNING: u32 = 0;
@@ -33,5 +33,15 @@ impl Node {
                 entry: AtomicU32::new(0),
             }
         }
+    }
+
+    /// The slot is given back: the next thread finds its node as new. Relaxed: the release of
+    /// the slot publishes it to the next claimant.
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    pub(crate) fn reset(&self) {
+        self.next.store(0, Ordering::Relaxed);
+        self.locked.store(0, Ordering::Relaxed);
+        self.state.store(RUNNING, Ordering::Relaxed);
+        self.entry.store(0, Ordering::Relaxed);
     }
 }

@@ -54,10 +54,7 @@ use crate::policy::{Backoff, Policy};
 use crate::slot;
 use crate::stats::{count, Event};
 use crate::sync::{fence, Deadline, Ordering};
-use crate::tuning::STEAL_BACKOFF_MAX;
-
-/// A spinning timed waiter reads the clock once per this many rounds of its spin.
-const CLOCK_EVERY: u32 = 64;
+use crate::tuning::{CLOCK_EVERY, STEAL_BACKOFF_MAX};
 
 impl<B: Backend> Queued<B> {
     /// Takes the lock, waiting at most until `deadline`; `false` if the deadline passed first.
