@@ -619,6 +619,23 @@ mod loom_tests {
         assert_reached(&events, Event::PvKickUnlock);
     }
 
+    /// Crowded (three threads, one CPU): the policy reads "crowded" (`pv_crowded`), so a
+    /// waiter's spin before it blocks is empty; it registers, blocks and is kicked as in the
+    /// calm models.
+    #[test]
+    fn loom_byte_crowded_policy() {
+        let events = Model::new(3, 1)
+            .cpus(1)
+            .cs_yields(2)
+            .check(Byte::<ModelPark>::new, |l| {
+                assert!(!l.is_locked());
+                assert!(!l.is_contended());
+            });
+        assert_reached(&events, Event::PvCrowded);
+        assert_reached(&events, Event::PvWaitNode);
+        assert_reached(&events, Event::PvKickUnlock);
+    }
+
     fn acquire_timed(l: &Byte<ModelPark>, thread: usize) -> bool {
         if thread == 0 {
             l.lock_until(&crate::sync::Deadline::after_checks(2))

@@ -395,6 +395,23 @@ mod loom_tests {
         assert_reached(&events, Event::PvKickUnlock);
     }
 
+    /// Crowded (three threads, one CPU): the policy reads "crowded" (`pv_crowded`), so a
+    /// waiter's spin before it blocks is empty; the SLOW handshake and the kicks in ticket order
+    /// hold as in the calm models. Preemption bound 2: with bound 1 no explored execution has a
+    /// waiter read the load while two threads count as contenders.
+    #[test]
+    fn loom_ticket_crowded_policy() {
+        let events = Model::new(3, 2)
+            .cpus(1)
+            .cs_yields(2)
+            .check(Ticket::<ModelPark>::new, |l| {
+                assert!(!l.is_locked(), "{l:?}");
+            });
+        assert_reached(&events, Event::PvCrowded);
+        assert_reached(&events, Event::PvWaitNode);
+        assert_reached(&events, Event::PvKickUnlock);
+    }
+
     /// Three threads: a waiter blocks behind another waiter's ticket; each unlock must kick the
     /// next ticket, and SLOW must survive the middle owner's `clear_slow_if_alone`.
     #[test]

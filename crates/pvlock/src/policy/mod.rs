@@ -37,6 +37,16 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
+    /// What the native lock carries where the pv slow path carries its reading: nothing
+    /// consults it (no CPU count, no spin).
+    pub(crate) const NATIVE: Policy = Policy {
+        load: Load {
+            contenders: 0,
+            cpus: None,
+        },
+        spin: 0,
+    };
+
     /// The policy now: read at slow-path entry and after each wake-up.
     #[inline]
     pub(crate) fn now() -> Policy {

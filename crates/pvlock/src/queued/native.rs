@@ -93,8 +93,8 @@ impl<B: Backend> Queued<B> {
         // the head is not spinning, as the policy allows; pending means the head is spinning and
         // must not be starved). `spun_out`: its spin ran out its budget with the lock held
         // throughout (the policy then skips our first spin in the queue).
-        let spun_out = match self.pv_try_before_queue(me) {
-            Some(spun_out) => spun_out,
+        let (spun_out, mut policy) = match self.pv_try_before_queue(me) {
+            Some(queue) => queue,
             None => return,
         };
 
@@ -110,7 +110,7 @@ impl<B: Backend> Queued<B> {
             // Link us. Release: our node's initialisation happens before the predecessor, having
             // read the link with Acquire, writes our `locked`/`state`.
             prev.node.next.store(tail >> TAIL_SHIFT, Ordering::Release);
-            self.pv_wait_node(me, prev, spun_out);
+            policy = self.pv_wait_node(me, prev, spun_out, policy);
             // Acquire: pairs with the predecessor's Release hand-over; we are the head now.
             while node.locked.load(Ordering::Acquire) == 0 {
                 spin_loop();
@@ -119,7 +119,7 @@ impl<B: Backend> Queued<B> {
 
         // Head of the queue. pv: returns with the lock held (locked byte LOCKED; SLOW is
         // impossible here: no next head is designated yet, and our own entry, if any, is gone).
-        let mut val = match self.pv_wait_head_or_lock(me, spun_out) {
+        let mut val = match self.pv_wait_head_or_lock(me, spun_out, policy) {
             Some(val) => {
                 if let Some(t) = queued_for {
                     t.stop(Event::PvQueuedNs);

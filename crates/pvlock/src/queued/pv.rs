@@ -56,15 +56,18 @@ impl<B: Backend> Queued<B> {
     }
 
     /// The last try before queueing: natively one trylock; pv the hybrid trylock
-    /// ([`steal_hybrid`](Self::steal_hybrid)). `None`: we hold the lock. `Some(spun_out)`: queue;
-    /// `spun_out` if the pv spin ran out its budget with the lock held throughout.
+    /// ([`steal_hybrid`](Self::steal_hybrid)). `None`: we hold the lock. `Some((spun_out,
+    /// policy))`: queue; `spun_out` if the pv spin ran out its budget with the lock held
+    /// throughout; `policy`, the slow path's reading at entry, which the waiter keeps until its
+    /// first wake-up (natively unused).
     #[inline]
-    pub(super) fn pv_try_before_queue(&self, me: &Slot) -> Option<bool> {
+    pub(super) fn pv_try_before_queue(&self, me: &Slot) -> Option<(bool, Policy)> {
         if !B::BLOCKING {
-            return (!self.try_lock()).then_some(false);
+            return (!self.try_lock()).then_some((false, Policy::NATIVE));
         }
         me.seen.contend(false);
-        match self.steal_hybrid(me, Policy::now()) {
+        let policy = Policy::now();
+        match self.steal_hybrid(me, policy) {
             Ok(()) => {
                 count(Event::PvLockStealing);
                 None
@@ -72,7 +75,7 @@ impl<B: Backend> Queued<B> {
             Err(why) => {
                 count(why);
                 me.account.end_run();
-                Some(spun_out(why))
+                Some((spun_out(why), policy))
             }
         }
     }
@@ -124,21 +127,29 @@ impl<B: Backend> Queued<B> {
 
     /// `pv_wait_node`: a queued (non-head) waiter spins on its `locked` flag, then blocks.
     ///
-    /// `spun_out`: our entry spin ran out its budget; the policy skips our first spin.
+    /// `spun_out`: our entry spin ran out its budget; the policy skips our first spin. `policy`:
+    /// the reading in force; returns the one in force when we became the head (read again after
+    /// each wake-up).
     #[inline]
-    pub(super) fn pv_wait_node(&self, me: &Slot, prev: &Slot, spun_out: bool) {
+    pub(super) fn pv_wait_node(
+        &self,
+        me: &Slot,
+        prev: &Slot,
+        spun_out: bool,
+        policy: Policy,
+    ) -> Policy {
         if B::BLOCKING {
-            self.wait_node(me, prev, spun_out);
+            self.wait_node(me, prev, spun_out, policy)
+        } else {
+            policy
         }
     }
 
     #[cold]
-    fn wait_node(&self, me: &Slot, prev: &Slot, spun_out: bool) {
+    fn wait_node(&self, me: &Slot, prev: &Slot, spun_out: bool, mut policy: Policy) -> Policy {
         let node = &me.node;
         let mut skip = spun_out;
         loop {
-            // Read at the start and after each wake-up.
-            let policy = Policy::now();
             if skip {
                 count(Event::PvSpinSkip);
             }
@@ -163,7 +174,7 @@ impl<B: Backend> Queued<B> {
                 }
             };
             if granted {
-                return;
+                return policy;
             }
 
             // smp_store_mb(state, HALTED): the store + full fence of diagram "state vs locked".
@@ -175,6 +186,8 @@ impl<B: Backend> Queued<B> {
                     count(Event::PvWaitEarly);
                 }
                 crate::load::blocked(|| B::wait(me, &node.state, HALTED));
+                // Woken: the load may have changed while we slept.
+                policy = Policy::now();
             }
             // Back to RUNNING, unless `kick_node` made us HASHED: keep that, so that as head we
             // do not hash the lock a second time. Acquire (also on failure): pairs with the
@@ -223,20 +236,26 @@ impl<B: Backend> Queued<B> {
     /// then hashes itself, sets SLOW and blocks until the unlock kicks it. Natively `None` (the
     /// caller waits for the lock); pv returns the word with the lock held.
     ///
-    /// `spun_out`: our entry spin ran out its budget; the policy skips our first spin.
+    /// `spun_out`: our entry spin ran out its budget; the policy skips our first spin. `policy`:
+    /// the reading in force (read again after each wake-up).
     #[inline]
-    pub(super) fn pv_wait_head_or_lock(&self, me: &Slot, spun_out: bool) -> Option<u32> {
+    pub(super) fn pv_wait_head_or_lock(
+        &self,
+        me: &Slot,
+        spun_out: bool,
+        policy: Policy,
+    ) -> Option<u32> {
         if !B::BLOCKING {
             return None;
         }
-        self.wait_head_or_lock(me, spun_out);
+        self.wait_head_or_lock(me, spun_out, policy);
         // Through the queue: our steal budget starts again.
         me.account.restart(crate::tuning::steal_budget());
         Some(self.word.load(Ordering::Relaxed))
     }
 
     #[cold]
-    fn wait_head_or_lock(&self, me: &Slot, spun_out: bool) {
+    fn wait_head_or_lock(&self, me: &Slot, spun_out: bool, mut policy: Policy) {
         let addr = self.addr();
         let node = &me.node;
         // Whether a hash entry names us: made by our predecessor's `kick_node` (it made us HASHED,
@@ -251,11 +270,10 @@ impl<B: Backend> Queued<B> {
             node.state.store(RUNNING, Ordering::Relaxed);
             // set_pending: no stealing while we spin. Relaxed: an advisory flag.
             self.word.fetch_or(PENDING, Ordering::Relaxed);
-            // Read at the start and after each wake-up.
             if skip {
                 count(Event::PvSpinSkip);
             }
-            let mut spin = Policy::now().head_spin(skip);
+            let mut spin = policy.head_spin(skip);
             skip = false;
             loop {
                 if self.trylock_clear_pending().is_ok() {
@@ -316,6 +334,8 @@ impl<B: Backend> Queued<B> {
             waits += 1;
             // Blocks while the word is unchanged and no kick is latched.
             crate::load::blocked(|| B::wait(me, &self.word, w));
+            // Woken: the load may have changed while we slept.
+            policy = Policy::now();
             if !is_open(self.word.load(Ordering::Relaxed) & LOCKED_MASK) {
                 // Still held: spurious, or the lock was stolen after our kick.
                 count(Event::PvSpuriousWakeup);
