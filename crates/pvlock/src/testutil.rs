@@ -5,6 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::RawLock;
 
+// The integration tests' watchdog, so that a lost wake-up in a unit test fails it instead of
+// hanging the run.
+#[path = "../tests/common/watchdog.rs"]
+mod watchdog;
+
 /// A non-atomic counter that only the lock under test protects.
 struct Counter(UnsafeCell<u64>);
 // SAFETY: only accessed while holding the lock under test (or after all threads joined).
@@ -21,7 +26,8 @@ impl Counter {
 
 /// `threads` threads each take `lock` `iters` times and bump a non-atomic counter inside; with a
 /// non-zero `hold` each keeps the lock that long, past the waiters' spin budget, so that they
-/// block. Asserts the exact total and that the lock ends free.
+/// block. Asserts the exact total and that the lock ends free; a stall of 10 s (a lost wake-up)
+/// fails the test (the integration tests' watchdog).
 pub(crate) fn hammer<L: RawLock + core::fmt::Debug>(
     lock: &L,
     threads: usize,
@@ -41,28 +47,34 @@ pub(crate) fn hammer_with<L: RawLock + core::fmt::Debug>(
 ) {
     let counter = Counter(UnsafeCell::new(0));
     let start = std::sync::Barrier::new(threads);
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (start, counter, setup) = (&start, &counter, &setup);
-            s.spawn(move || {
-                setup(t);
-                start.wait();
-                for _ in 0..iters {
-                    lock.lock();
-                    // SAFETY: the lock is held.
-                    unsafe { counter.bump() };
-                    if !hold.is_zero() {
-                        let t = Instant::now();
-                        while t.elapsed() < hold {
-                            core::hint::spin_loop();
-                        }
-                    }
-                    // SAFETY: locked above.
-                    unsafe { lock.unlock() };
+    let state = || std::format!("{lock:?}");
+    watchdog::watched_with(
+        core::any::type_name::<L>(),
+        threads,
+        watchdog::STALL,
+        state,
+        |w| {
+            setup(w.id);
+            start.wait();
+            for _ in 0..iters {
+                if w.stopped() {
+                    return;
                 }
-            });
-        }
-    });
+                lock.lock();
+                // SAFETY: the lock is held.
+                unsafe { counter.bump() };
+                if !hold.is_zero() {
+                    let t = Instant::now();
+                    while t.elapsed() < hold {
+                        core::hint::spin_loop();
+                    }
+                }
+                // SAFETY: locked above.
+                unsafe { lock.unlock() };
+                w.tick();
+            }
+        },
+    );
     assert_eq!(counter.0.into_inner(), threads as u64 * iters);
     assert!(!lock.is_locked(), "{lock:?}");
 }
