@@ -11,12 +11,15 @@
 //! forever. (Counting only the threads queued at this instant undercounts: with 16 threads on
 //! 2 CPUs most are running or preempted between acquisitions at any moment, not queued.)
 //!
-//! A thread registers itself ([`Seen::contend`]) when it joins a queue, blocks or yields the CPU,
-//! and on every 32nd slow-path entry otherwise ([`CONTEND_SAMPLE`](crate::tuning::CONTEND_SAMPLE)), so that the clock is read rarely on a path that
-//! threads <= CPUs take all the time. The counts age with the clock: where they would say
-//! "crowded", [`Load::now`] checks them against the current epoch, so a process that has gone
-//! quiet is not crowded even when nobody has registered since. Each thread registers at most once per epoch: one shared RMW per thread per
-//! 10 ms. Without `std` there is no clock and no CPU count: nothing is ever crowded.
+//! A thread registers itself ([`Seen::contend`]) on every slow-path entry, at most once per
+//! epoch: one shared RMW per thread per 10 ms. Reading the clock is what moves the epoch on, and
+//! only waiting threads read it: a thread that is about to queue, block or yield (the clock read
+//! is small beside that), and [`Load::now`] where its answer would be "crowded". Every other
+//! entry registers in the epoch last read, so threads <= CPUs, which take the slow path all the
+//! time without waiting, never read the clock on it. The counts age with the clock: a process
+//! that has gone quiet is not crowded, even when nobody has registered since, because the
+//! `Load::now` that would say "crowded" reads the clock first. Without `std` there is no clock and
+//! no CPU count: nothing is ever crowded.
 //!
 //! The lock code takes a [`Load`] snapshot when it enters a slow path and again after each
 //! wake-up, and hands it by value to the policy ([`crate::policy`]), which makes every decision
@@ -45,15 +48,17 @@ impl Load {
             // The larger count: the blocked threads are mostly among the recent ones too.
             let blocked = ep.blocked.load(Ordering::Relaxed);
             let mut load = Load {
-                contenders: ep.contenders(None).max(blocked),
+                contenders: ep.contenders().max(blocked),
                 cpus,
             };
             if load.crowded() {
-                // The counts age only when a thread registers in a new epoch: after a crowded
-                // spell with nobody registering since, they still say crowded. Check them
-                // against the clock, which is read only here, where the answer would be
-                // "crowded".
-                load.contenders = ep.contenders(epoch_now()).max(blocked);
+                // The counts age only when someone reads the clock: after a crowded spell with
+                // nobody waiting since, they still say crowded. Move the epoch on and count
+                // again; the clock is read only here, where the answer would be "crowded".
+                if let Some(e) = epoch_now() {
+                    ep.advance(e);
+                }
+                load.contenders = ep.contenders().max(blocked);
             }
             load
         })
@@ -74,43 +79,28 @@ impl Load {
 pub(crate) struct Seen {
     /// The epoch it last registered in (0 = none).
     epoch: AtomicU32,
-    /// Slow-path entries since it last read the clock.
-    entries: AtomicU32,
 }
 
 impl Seen {
     pub(crate) const fn new() -> Seen {
         Seen {
             epoch: AtomicU32::new(0),
-            entries: AtomicU32::new(0),
         }
     }
 
-    /// The thread enters a slow path (`always`: it is about to queue or block); registers it as
-    /// a contender in the current epoch, reading the clock only every
-    /// [`CONTEND_SAMPLE`](crate::tuning::CONTEND_SAMPLE)th time unless `always`.
+    /// The thread enters a slow path (`waits`: it is about to queue, block or yield); registers
+    /// it as a contender in the current epoch, if it has not yet. Only a waiting thread (or the
+    /// first one of the process) reads the clock to move the epoch on; any other registers in
+    /// the epoch last read (module docs).
     #[inline]
-    pub(crate) fn contend(&self, always: bool) {
-        // Relaxed: only the owner thread touches its registration.
-        let n = self.entries.load(Ordering::Relaxed).wrapping_add(1);
-        if !always && n % crate::tuning::CONTEND_SAMPLE != 0 {
-            self.entries.store(n, Ordering::Relaxed);
-            return;
-        }
-        self.entries.store(0, Ordering::Relaxed);
-        if let Some(e) = epoch_now() {
-            if self.epoch.load(Ordering::Relaxed) != e {
-                self.epoch.store(e, Ordering::Relaxed);
-                with_epochs(|ep| ep.register(e));
-            }
-        }
+    pub(crate) fn contend(&self, waits: bool) {
+        with_epochs(|ep| ep.contend(&self.epoch, waits, epoch_now));
     }
 
     /// The slot is given back: the next thread starts unregistered.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     pub(crate) fn reset(&self) {
         self.epoch.store(0, Ordering::Relaxed);
-        self.entries.store(0, Ordering::Relaxed);
     }
 }
 
@@ -165,10 +155,26 @@ impl Epochs {
         }
     }
 
-    /// A thread contends in epoch `e`. The first thread to see a new epoch starts its count.
+    /// A thread whose registration is `seen` enters a slow path ([`Seen::contend`]); `clock`
+    /// is read only if it `waits` or nobody has read it yet.
+    fn contend(&self, seen: &AtomicU32, waits: bool, clock: impl FnOnce() -> Option<u32>) {
+        // Relaxed: heuristic counts; only the owner thread touches `seen`.
+        let mut e = self.current.load(Ordering::Relaxed);
+        if waits || e == 0 {
+            let Some(now) = clock() else { return };
+            self.advance(now);
+            e = now;
+        }
+        if seen.load(Ordering::Relaxed) != e {
+            seen.store(e, Ordering::Relaxed);
+            self.register(e);
+        }
+    }
+
+    /// The clock says epoch `e`: the first thread to see a new epoch starts its count.
     /// Relaxed throughout: heuristic counts; a lost or doubled registration makes one decision a
     /// little off for one epoch.
-    fn register(&self, e: u32) {
+    fn advance(&self, e: u32) {
         let cur = self.current.load(Ordering::Relaxed);
         if e > cur
             && self
@@ -182,23 +188,21 @@ impl Epochs {
                 self.counts[((e + 1) & 1) as usize].store(0, Ordering::Relaxed);
             }
         }
+    }
+
+    /// A thread contends in epoch `e` (the current one, or one just passed).
+    fn register(&self, e: u32) {
         self.counts[(e & 1) as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Threads that contended in epoch `now` or the one before it (the larger count: a thread
-    /// that contends all the time is in both). `None`: the last two epochs anyone registered in,
-    /// however long ago (an upper bound, without reading the clock).
-    fn contenders(&self, now: Option<u32>) -> u32 {
-        let cur = self.current.load(Ordering::Relaxed);
-        let count = |e: u32| self.counts[(e & 1) as usize].load(Ordering::Relaxed);
-        match now {
-            // Nobody registered in `now` or the epoch before: nobody contends.
-            Some(now) if now > cur.saturating_add(1) => 0,
-            // Nobody registered in `now` yet: the previous epoch (`cur`) is all there is; the
-            // other count is from the epoch before it.
-            Some(now) if now == cur.saturating_add(1) => count(cur),
-            _ => count(cur).max(count(cur.wrapping_add(1))),
-        }
+    /// Threads that contended in the current epoch or the one before it (the larger count: a
+    /// thread that contends all the time is in both); "current" is the last epoch the clock was
+    /// read in, however long ago (an upper bound without reading the clock).
+    fn contenders(&self) -> u32 {
+        // The other parity holds the previous epoch's count: `advance` clears it when the
+        // previous epoch passed without anyone reading the clock.
+        let count = |i: usize| self.counts[i].load(Ordering::Relaxed);
+        count(0).max(count(1))
     }
 }
 
@@ -231,6 +235,12 @@ pub(crate) fn reset_for_model() {
 mod tests {
     use super::*;
 
+    /// A thread that reads the clock in epoch `e` and registers in it.
+    fn reg(ep: &Epochs, e: u32) {
+        ep.advance(e);
+        ep.register(e);
+    }
+
     #[test]
     fn crowded_when_contenders_outnumber_the_known_cpus() {
         for contenders in 0..6 {
@@ -252,21 +262,55 @@ mod tests {
     fn contenders_of_two_epochs_count_and_older_ones_drop_out() {
         let ep = Epochs::new();
         for _ in 0..5 {
-            ep.register(1);
+            reg(&ep, 1);
         }
-        assert_eq!(ep.contenders(None), 5);
-        assert_eq!(ep.contenders(Some(1)), 5);
+        assert_eq!(ep.contenders(), 5);
         // Two of them go on into epoch 2: the previous epoch still counts.
-        ep.register(2);
-        ep.register(2);
-        assert_eq!(ep.contenders(Some(2)), 5);
+        reg(&ep, 2);
+        reg(&ep, 2);
+        assert_eq!(ep.contenders(), 5);
         // In epoch 3 only those two are seen: the three that stopped in epoch 1 are gone.
-        ep.register(3);
-        ep.register(3);
-        assert_eq!(ep.contenders(Some(3)), 2);
+        reg(&ep, 3);
+        reg(&ep, 3);
+        assert_eq!(ep.contenders(), 2);
         // After a quiet spell (epoch 9), only the newcomer counts.
-        ep.register(9);
-        assert_eq!(ep.contenders(Some(9)), 1);
+        reg(&ep, 9);
+        assert_eq!(ep.contenders(), 1);
+    }
+
+    /// Only a waiting entry reads the clock; the others register once in the epoch last read,
+    /// and again after the clock has moved it on.
+    #[test]
+    fn only_waiting_entries_read_the_clock() {
+        let ep = Epochs::new();
+        let (a, b) = (AtomicU32::new(0), AtomicU32::new(0));
+        let reads = core::cell::Cell::new(0);
+        let clock = |e: u32| {
+            let reads = &reads;
+            move || {
+                reads.set(reads.get() + 1);
+                Some(e)
+            }
+        };
+        // The first entry of the process reads it (epoch 3); later plain entries do not, and a
+        // thread registers once per epoch however often it enters.
+        ep.contend(&a, false, clock(3));
+        for _ in 0..10 {
+            ep.contend(&a, false, clock(99));
+            ep.contend(&b, false, clock(99));
+        }
+        assert_eq!((reads.get(), ep.contenders()), (1, 2));
+        // A waiting entry reads it and moves the epoch on (4); `a` registers there at once, `b`
+        // at its next plain entry; epoch 3's count still stands beside epoch 4's.
+        ep.contend(&a, true, clock(4));
+        assert_eq!((reads.get(), ep.current.load(Ordering::Relaxed)), (2, 4));
+        ep.contend(&b, false, clock(99));
+        assert_eq!((reads.get(), ep.contenders()), (2, 2));
+        // Without a clock (no `std`) nothing registers.
+        let none = Epochs::new();
+        none.contend(&a, true, || None);
+        none.contend(&a, false, || None);
+        assert_eq!(none.contenders(), 0);
     }
 
     /// Threads blocked now count however long ago they registered: nested `blocked` calls stand
@@ -292,18 +336,27 @@ mod tests {
     fn counts_age_with_the_clock_when_nobody_registers() {
         let ep = Epochs::new();
         for _ in 0..5 {
-            ep.register(4);
+            reg(&ep, 4);
         }
-        // Without the clock, the last counts stand.
-        assert_eq!(ep.contenders(None), 5);
+        // Until the clock is read again, the last counts stand.
+        assert_eq!(ep.contenders(), 5);
         // In epoch 5 nobody has registered yet: epoch 4's contenders still count...
-        assert_eq!(ep.contenders(Some(5)), 5);
+        ep.advance(5);
+        assert_eq!(ep.contenders(), 5);
         // ...and one epoch later they are gone, though nobody registered since.
-        assert_eq!(ep.contenders(Some(6)), 0);
-        assert_eq!(ep.contenders(Some(60)), 0);
-        // A newcomer in epoch 5 leaves epoch 4's count the larger one while both are recent.
-        ep.register(5);
-        assert_eq!(ep.contenders(Some(5)), 5);
-        assert_eq!(ep.contenders(Some(6)), 1);
+        ep.advance(6);
+        assert_eq!(ep.contenders(), 0);
+        // A long quiet spell clears both counts at once.
+        let quiet = Epochs::new();
+        reg(&quiet, 4);
+        quiet.advance(60);
+        assert_eq!(quiet.contenders(), 0);
+        // A clock read that is behind (another thread moved the epoch on first) changes nothing.
+        reg(&ep, 7);
+        ep.advance(6);
+        assert_eq!(
+            (ep.current.load(Ordering::Relaxed), ep.contenders()),
+            (7, 1)
+        );
     }
 }

@@ -419,12 +419,6 @@ pub(crate) const FAIR_SHARE_SLACK: i64 = 2;
 /// "crowded" a few hundredths of a second later. Change it with the scheduler's time slice.
 pub(crate) const EPOCH_NS: u64 = 10_000_000;
 
-/// A slow-path entry that neither queues, blocks nor yields registers the thread as a contender
-/// (a clock read) once in this many: often enough that a thread contending all the time registers
-/// within every epoch, rarely enough that threads <= CPUs, which take this path all the time, do
-/// not read the clock on it.
-pub(crate) const CONTEND_SAMPLE: u32 = 32;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,7 +102,7 @@ impl<B: Backend> Queued<B> {
         let queued_for = B::BLOCKING.then(crate::stats::Timer::start);
         let old = self.xchg_tail(tail);
         if B::BLOCKING {
-            // Queued: a contender for the policy's load, whatever its sampling.
+            // Queued: a contender for the policy's load (and a clock read, beside the wait).
             me.seen.contend(true);
         }
         if old & TAIL_MASK != 0 {
