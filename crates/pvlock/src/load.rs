@@ -163,7 +163,9 @@ impl Epochs {
         if waits || e == 0 {
             let Some(now) = clock() else { return };
             self.advance(now);
-            e = now;
+            // The epoch now current: `now`, or a later one if another thread read the clock
+            // after us and moved it on first.
+            e = self.current.load(Ordering::Relaxed);
         }
         if seen.load(Ordering::Relaxed) != e {
             seen.store(e, Ordering::Relaxed);
@@ -190,7 +192,7 @@ impl Epochs {
         }
     }
 
-    /// A thread contends in epoch `e` (the current one, or one just passed).
+    /// A thread contends in epoch `e` (the current one, or one that has just passed).
     fn register(&self, e: u32) {
         self.counts[(e & 1) as usize].fetch_add(1, Ordering::Relaxed);
     }
@@ -306,6 +308,12 @@ mod tests {
         assert_eq!((reads.get(), ep.current.load(Ordering::Relaxed)), (2, 4));
         ep.contend(&b, false, clock(99));
         assert_eq!((reads.get(), ep.contenders()), (2, 2));
+        // A waiting entry whose clock read is behind (another thread moved the epoch on after
+        // it read the clock) registers in the current epoch, not the older one.
+        let c = AtomicU32::new(0);
+        ep.contend(&c, true, clock(3));
+        assert_eq!(c.load(Ordering::Relaxed), 4);
+        assert_eq!(ep.contenders(), 3);
         // Without a clock (no `std`) nothing registers.
         let none = Epochs::new();
         none.contend(&a, true, || None);
