@@ -55,9 +55,7 @@ impl Load {
                 // The counts age only when someone reads the clock: after a crowded spell with
                 // nobody waiting since, they still say crowded. Move the epoch on and count
                 // again; the clock is read only here, where the answer would be "crowded".
-                if let Some(e) = epoch_now() {
-                    ep.advance(e);
-                }
+                ep.read_clock(epoch_now);
                 load.contenders = ep.contenders().max(blocked);
             }
             load
@@ -161,16 +159,24 @@ impl Epochs {
         // Relaxed: heuristic counts; only the owner thread touches `seen`.
         let mut e = self.current.load(Ordering::Relaxed);
         if waits || e == 0 {
-            let Some(now) = clock() else { return };
-            self.advance(now);
-            // The epoch now current: `now`, or a later one if another thread read the clock
-            // after us and moved it on first.
-            e = self.current.load(Ordering::Relaxed);
+            let Some(current) = self.read_clock(clock) else {
+                return;
+            };
+            e = current;
         }
         if seen.load(Ordering::Relaxed) != e {
             seen.store(e, Ordering::Relaxed);
             self.register(e);
         }
+    }
+
+    /// Reads the clock and moves the epoch on to it. Returns the epoch now current: the clock's,
+    /// or a later one if another thread read the clock after us and moved it on first; `None`
+    /// without a clock.
+    fn read_clock(&self, clock: impl FnOnce() -> Option<u32>) -> Option<u32> {
+        let now = clock()?;
+        self.advance(now);
+        Some(self.current.load(Ordering::Relaxed))
     }
 
     /// The clock says epoch `e`: the first thread to see a new epoch starts its count.
