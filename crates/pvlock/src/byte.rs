@@ -404,13 +404,11 @@ impl<B: Backend> Byte<B> {
             } else {
                 crate::policy::Backoff::unbounded(1, false)
             };
-            let mut rounds = 0u32;
             loop {
                 if self.try_lock() {
                     return true;
                 }
-                rounds = rounds.wrapping_add(1);
-                if rounds % crate::tuning::CLOCK_EVERY == 0 && deadline.passed() {
+                if spin.look_aside() && deadline.passed() {
                     count(Event::TimedOut);
                     return false;
                 }

@@ -135,7 +135,7 @@ use crate::queued::Queued;
 use crate::slot;
 use crate::stats::{count, Event};
 use crate::sync::{fence, yield_now, AtomicU32, Deadline, Ordering};
-use crate::tuning::{CLOCK_EVERY, STEAL_BACKOFF_MAX};
+use crate::tuning::STEAL_BACKOFF_MAX;
 
 const WRITER: u32 = 1;
 const WAITING: u32 = 1 << 1;
@@ -590,15 +590,13 @@ impl<B: Backend> QueuedRwLock<B> {
         } else {
             Backoff::unbounded(1, false)
         };
-        let mut rounds = 0u32;
         loop {
             // Acquire: the release of whoever we waited for.
             let s = self.state.load(Ordering::Acquire);
             if ready(s) {
                 return Ok(s);
             }
-            rounds = rounds.wrapping_add(1);
-            if rounds % CLOCK_EVERY == 0 && deadline.is_some_and(Deadline::passed) {
+            if spin.look_aside() && deadline.is_some_and(Deadline::passed) {
                 return Err(s);
             }
             if !spin.snooze() {
@@ -652,15 +650,13 @@ impl<B: Backend> QueuedRwLock<B> {
     #[cold]
     fn poll_for(&self, ready: fn(u32) -> bool, deadline: Option<&Deadline>) -> Result<u32, u32> {
         let mut backoff = Backoff::unbounded(STEAL_BACKOFF_MAX, true);
-        let mut rounds = 0u32;
         loop {
             // Acquire: as in `wait_for`.
             let s = self.state.load(Ordering::Acquire);
             if ready(s) {
                 return Ok(s);
             }
-            rounds = rounds.wrapping_add(1);
-            if rounds % CLOCK_EVERY == 0 && deadline.is_some_and(Deadline::passed) {
+            if backoff.look_aside() && deadline.is_some_and(Deadline::passed) {
                 return Err(s);
             }
             backoff.snooze();

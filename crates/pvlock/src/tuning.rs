@@ -387,17 +387,16 @@ pub(crate) const PENDING_LOOPS: u32 = 1 << 9;
 #[cfg(loom)]
 pub(crate) const PENDING_LOOPS: u32 = 2;
 
-/// `Queued`, pv: a queued waiter looks at its predecessor's state every this many spins and blocks
-/// early if the predecessor is not running (the kernel's `PV_PREV_CHECK_MASK + 1`). Lower checks
-/// more often (a read of another waiter's line), higher blocks later behind a preempted waiter.
-pub(crate) const PREV_CHECK_EVERY: u32 = 256;
-
-/// A timed waiter that spins (`Queued`, `Byte`, `QueuedRwLock`: `try_lock_for` and the like) reads
-/// the clock for its deadline once in this many reads of the lock. Lower returns sooner after the
-/// deadline, at the cost of more clock reads in the spin; higher reads the clock less often and
-/// may overrun the deadline by more spinning. Change it with the cost of a clock read against one
-/// round of the spin (a `PAUSE` to a saturated backoff).
-pub(crate) const CLOCK_EVERY: u32 = 64;
+/// A spinning waiter looks at something besides what it waits for before its first `PAUSE` and
+/// then once in this many `PAUSE`s ([`Backoff::look_aside`](crate::policy::Backoff::look_aside)):
+/// a `Queued` pv queued waiter at its predecessor's state, to block early if the predecessor is
+/// not running (the kernel's `PV_PREV_CHECK_MASK + 1`, 256), and a timed waiter (`try_lock_for`
+/// and the like of `Queued`, `Byte`, `QueuedRwLock`) at the clock, for its deadline. Lower notices
+/// a preempted predecessor or a passed deadline sooner, at the cost of more reads off the spin's
+/// own line (another waiter's node, the clock); higher blocks later behind a preempted waiter and
+/// may overrun a deadline by more spinning. Change it with the cost of those reads against a
+/// `PAUSE`.
+pub(crate) const LOOK_ASIDE_EVERY: u32 = 256;
 
 /// The most `PAUSE`s between two reads of a `Queued` lock word by a stealer, doubling from 1.
 /// Every read by a waiter costs the holder a coherence miss on its next write, so backing off lets

@@ -79,8 +79,6 @@ use crate::sync::AtomicU32;
 mod spin;
 pub use spin::Spin;
 
-pub(crate) mod latch;
-
 #[cfg(all(feature = "std", target_os = "linux", not(loom)))]
 mod futex;
 #[cfg(all(feature = "std", target_os = "linux", not(loom)))]

@@ -25,7 +25,7 @@ pub(crate) mod steal;
 
 use crate::load::Load;
 use crate::sync::{spin_loop, yield_now, CAN_YIELD};
-use crate::tuning::{CROWDED_ENTRY_DIV, FAIR_SHARE_SLACK, STEAL_BACKOFF_MAX};
+use crate::tuning::{CROWDED_ENTRY_DIV, FAIR_SHARE_SLACK, LOOK_ASIDE_EVERY, STEAL_BACKOFF_MAX};
 use steal::Account;
 
 /// The policy in force for one waiter now: a [`Load`] snapshot and the tuning, by value.
@@ -138,7 +138,11 @@ pub(crate) struct Backoff {
     yields: bool,
     /// What a yield counts as (`stats`).
     yield_event: crate::stats::Event,
+    /// `PAUSE`s waited so far (tests).
+    #[cfg(test)]
     waited: u32,
+    /// `PAUSE`s since the last [`look_aside`](Self::look_aside) that said yes (saturating).
+    since_look: u32,
 }
 
 impl Backoff {
@@ -152,7 +156,9 @@ impl Backoff {
             max_step: max_step.max(1),
             yields: yields && CAN_YIELD,
             yield_event: crate::stats::Event::PvSpinYield,
+            #[cfg(test)]
             waited: 0,
+            since_look: LOOK_ASIDE_EVERY,
         }
     }
 
@@ -185,7 +191,11 @@ impl Backoff {
         if self.left != u32::MAX {
             self.left -= n;
         }
-        self.waited = self.waited.wrapping_add(n);
+        #[cfg(test)]
+        {
+            self.waited = self.waited.wrapping_add(n);
+        }
+        self.since_look = self.since_look.saturating_add(n);
         if self.step == self.max_step {
             if self.yields {
                 crate::stats::count(self.yield_event);
@@ -203,8 +213,20 @@ impl Backoff {
         self.yields && self.step == self.max_step
     }
 
-    /// `PAUSE`s waited so far.
+    /// Whether the waiter should look at something besides what it waits for now (its
+    /// predecessor's state, the clock): `true` before the first round and then once per
+    /// [`LOOK_ASIDE_EVERY`] `PAUSE`s waited, at the first call after they have passed.
     #[inline]
+    pub(crate) fn look_aside(&mut self) -> bool {
+        if self.since_look < LOOK_ASIDE_EVERY {
+            return false;
+        }
+        self.since_look = 0;
+        true
+    }
+
+    /// `PAUSE`s waited so far.
+    #[cfg(test)]
     pub(crate) fn waited(&self) -> u32 {
         self.waited
     }
@@ -241,6 +263,31 @@ mod tests {
         assert_eq!(rounds(Backoff::new(32, 8, false)), (7, 32));
         assert_eq!(rounds(Backoff::new(5, 1, false)), (5, 5));
         assert_eq!(rounds(Backoff::new(0, 64, false)), (0, 0));
+    }
+
+    #[test]
+    fn look_aside_comes_first_then_once_per_cadence() {
+        let looks = |mut b: Backoff| {
+            let mut at = std::vec::Vec::new();
+            loop {
+                if b.look_aside() {
+                    at.push(b.waited());
+                }
+                if !b.snooze() {
+                    return at;
+                }
+            }
+        };
+        let n = LOOK_ASIDE_EVERY;
+        // One `PAUSE` per round: exactly every `n`.
+        assert_eq!(looks(Backoff::new(3 * n, 1, false)), [0, n, 2 * n, 3 * n]);
+        // Rounds of up to 64: at the first round after `n` more have passed.
+        let at = looks(Backoff::new(8 * n, 64, false));
+        assert_eq!(at[0], 0);
+        assert!(at
+            .windows(2)
+            .all(|w| w[1] - w[0] >= n && w[1] - w[0] < n + 64));
+        assert!(at.len() as u32 >= 8 * n / (n + 64));
     }
 
     #[test]

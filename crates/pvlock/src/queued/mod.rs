@@ -204,7 +204,7 @@
 //! | inline steal, slowpath entry | may this thread take the lock past queued waiters? | yes, within its steal budget while crowded; always otherwise |
 //! | slowpath entry | how long to try stealing before queueing; yield between reads? | the spin budget (1/32 of it while crowded, unless the thread is behind its fair share); yield once the backoff saturates while not crowded |
 //! | queued node | how long to spin before blocking | the spin budget; none while crowded, none in the first round after the entry spin ran out its budget ("spun out") |
-//! | queued node | block before the spin budget is spent? | yes once its predecessor's node is not `RUNNING` (blocked, or hashed for the unlock's kick: the lock cannot reach this waiter soon), looked at every `PREV_CHECK_EVERY` (256) spins, the first look before the first spin (the kernel's `pv_wait_early`) |
+//! | queued node | block before the spin budget is spent? | yes once its predecessor's node is not `RUNNING` (blocked, or hashed for the unlock's kick: the lock cannot reach this waiter soon), looked at before the first spin and then every `LOOK_ASIDE_EVERY` (256) spins (the kernel's `pv_wait_early`) |
 //! | head | how long to spin with pending set | the spin budget, also while crowded; none in the first round when spun out |
 //!
 //! "Crowded": more threads have contended for pvlock locks (entered a slow path) in the last
@@ -236,7 +236,6 @@ pub(crate) mod hash;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod native;
-pub(crate) mod node;
 mod pv;
 #[cfg(all(test, not(loom)))]
 mod tests;

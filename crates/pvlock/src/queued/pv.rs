@@ -3,17 +3,16 @@
 //! pv unlock. Every decision that is policy (how long to spin, whether to steal, yield or wake
 //! early) is asked of [`Policy`]; the protocol steps here are correct whatever it answers.
 
-use super::node::{HALTED, HASHED, RUNNING};
 use super::{
     hash, is_open, is_slow, Queued, LOCKED, LOCKED_MASK, LOCKED_PENDING_MASK, PENDING, SLOW,
     TAIL_MASK, UNLOCKING,
 };
 use crate::backend::Backend;
 use crate::policy::Policy;
+use crate::slot::node::{HALTED, HASHED, RUNNING};
 use crate::slot::Slot;
 use crate::stats::{count, Event};
 use crate::sync::{fence, Ordering};
-use crate::tuning::PREV_CHECK_EVERY;
 
 /// Whether a newcomer that queues for reason `why` (the stats event of `steal_hybrid`) spun out:
 /// its spin ran out with the lock held throughout, so the policy skips its first spin in the queue
@@ -163,9 +162,7 @@ impl<B: Backend> Queued<B> {
                 }
                 // Wait early when the predecessor is not running (it cannot hand over soon).
                 // Relaxed: a heuristic.
-                if spin.waited() % PREV_CHECK_EVERY == 0
-                    && prev.node.state.load(Ordering::Relaxed) != RUNNING
-                {
+                if spin.look_aside() && prev.node.state.load(Ordering::Relaxed) != RUNNING {
                     early = true;
                     break false;
                 }

@@ -54,7 +54,7 @@ use crate::policy::{Backoff, Policy};
 use crate::slot;
 use crate::stats::{count, Event};
 use crate::sync::{fence, Deadline, Ordering};
-use crate::tuning::{CLOCK_EVERY, STEAL_BACKOFF_MAX};
+use crate::tuning::STEAL_BACKOFF_MAX;
 
 impl<B: Backend> Queued<B> {
     /// Takes the lock, waiting at most until `deadline`; `false` if the deadline passed first.
@@ -84,13 +84,11 @@ impl<B: Backend> Queued<B> {
         me.seen.contend(false);
         // Spin first, as a queued waiter would (the policy's spin: none while crowded).
         let mut spin = Policy::now().queued_spin(false);
-        let mut rounds = 0u32;
         loop {
             if self.take_timed(false) {
                 return true;
             }
-            rounds = rounds.wrapping_add(1);
-            if rounds % CLOCK_EVERY == 0 && deadline.passed() {
+            if spin.look_aside() && deadline.passed() {
                 count(Event::TimedOut);
                 return false;
             }
@@ -185,7 +183,6 @@ impl<B: Backend> Queued<B> {
     #[cold]
     fn poll_until(&self, deadline: &Deadline, steal: bool) -> bool {
         let mut backoff = Backoff::unbounded(STEAL_BACKOFF_MAX, true);
-        let mut rounds = 0u32;
         loop {
             if if steal {
                 self.take_timed(false)
@@ -194,8 +191,7 @@ impl<B: Backend> Queued<B> {
             } {
                 return true;
             }
-            rounds = rounds.wrapping_add(1);
-            if rounds % CLOCK_EVERY == 0 && deadline.passed() {
+            if backoff.look_aside() && deadline.passed() {
                 count(Event::TimedOut);
                 return false;
             }

@@ -160,8 +160,8 @@ fn loom_rwlock_upgrade() {
     assert_reached(&events, Event::RwKick);
 }
 
-/// Timed: a writer with a deadline (passing at its first look at the clock) against a reader,
-/// and a reader with one (its second look) against a writer; each either gets the lock, or backs out leaving
+/// Timed: a writer with a deadline (passing at its second look at the clock: the first is before
+/// its spin) against a reader, and a reader with one (its third look) against a writer; each either gets the lock, or backs out leaving
 /// nothing in the word, or finds its kicker on the way and waits for it. Preemption bound 2.
 #[test]
 fn loom_rwlock_timed() {
@@ -169,7 +169,7 @@ fn loom_rwlock_timed() {
         setup,
         |s, t| {
             if t == 0 {
-                if s.lock.write_until(&Deadline::after_checks(0)) {
+                if s.lock.write_until(&Deadline::after_checks(1)) {
                     s.data.with_mut(|d| {
                         // SAFETY: the write lock is held.
                         unsafe { *d += 1 }
@@ -177,7 +177,7 @@ fn loom_rwlock_timed() {
                     // SAFETY: locked above.
                     unsafe { s.lock.write_unlock() };
                 }
-                if s.lock.read_until(&Deadline::after_checks(1)) {
+                if s.lock.read_until(&Deadline::after_checks(2)) {
                     // SAFETY: locked above.
                     unsafe { s.lock.read_unlock() };
                 }

@@ -1,4 +1,4 @@
-//! A `Queued` waiter's MCS queue node: the part of its [`Slot`](crate::slot::Slot) that the queue
+//! A `Queued` waiter's MCS queue node: the part of its [`Slot`](super::Slot) that the queue
 //! and its pv hooks use.
 
 use crate::sync::{AtomicU32, Ordering};

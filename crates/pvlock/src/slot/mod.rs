@@ -5,10 +5,12 @@
 //! `Ticket` and `Byte` locks, whose unlock scans for the waiter to kick), its steal account, and
 //! its wake-up latch (for the backends). The kernel keeps these per CPU; a user-space thread cannot
 //! be pinned to a CPU, so pvlock keeps them per *thread*, in a fixed, pre-allocated table of
-//! [`MAX_SLOTS`] cache-line-aligned [`Slot`]s. Each part of a slot belongs to the module that uses
-//! it: [`Node`] to `queued`, [`Record`] here (`Ticket`, `Byte`, timed `Queued` waiters),
-//! [`Account`] to the policy, [`Seen`] to the load count, [`CvLink`] to `condvar`, [`Latch`] to
-//! the backends.
+//! [`MAX_SLOTS`] cache-line-aligned [`Slot`]s. Each part of a slot is its own type, used by one
+//! subsystem: the [`Node`] (submodule `node`) by `queued`, the [`Record`] by the `Ticket`, `Byte`
+//! and timed `Queued` waiters, the [`Account`] by the policy, [`Seen`] by the load count, the
+//! [`CvLink`] by `condvar`, the [`Latch`] (submodule `latch`) by the backends. The parts that only
+//! the slot table holds are declared here, so that the slot depends on no lock and no backend
+//! (those depend on it).
 //!
 //! * A thread claims a slot the first time it has to wait (never on the fast path), keeps it while
 //!   it lives and gives it back when it exits, so slots are recycled.
@@ -36,11 +38,14 @@
 //! pvlock::slot::release(Auto::current().unwrap());
 //! ```
 
-use crate::backend::latch::Latch;
+pub(crate) mod latch;
+pub(crate) mod node;
+
 use crate::load::Seen;
 use crate::policy::steal::Account;
-use crate::queued::node::Node;
 use crate::sync::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use latch::Latch;
+use node::Node;
 
 /// How many slots the table holds: the most threads that can wait with a node at once.
 ///
@@ -342,8 +347,8 @@ pub(crate) fn current() -> Option<&'static Slot> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use super::node::HASHED;
     use super::*;
-    use crate::queued::node::HASHED;
 
     /// The parts the lock protocols write, as a waiter leaves them, are new again after a reset.
     #[test]

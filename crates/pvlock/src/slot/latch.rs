@@ -1,4 +1,4 @@
-//! A waiter's wake-up latch: the part of its [`Slot`](crate::slot::Slot) that the built-in
+//! A waiter's wake-up latch: the part of its [`Slot`](super::Slot) that the built-in
 //! backends block on and kick. (The types only: how each backend uses its latch is in its module.)
 
 use crate::sync::AtomicU32;
@@ -10,13 +10,13 @@ use std::sync::{Condvar, Mutex};
 
 /// The latches of the built-in backends (a waiter uses the one of its lock's backend).
 pub(crate) struct Latch {
-    /// The futex word ([`Futex`](super::Futex)): `EMPTY`, `NOTIFIED` or `PARKED`.
+    /// The futex word ([`Futex`](crate::backend::Futex)): `EMPTY`, `NOTIFIED` or `PARKED`.
     #[cfg_attr(
         not(all(feature = "std", target_os = "linux", not(loom))),
         allow(dead_code)
     )]
     pub(crate) futex: AtomicU32,
-    /// A token and a condition variable ([`Park`](super::Park)).
+    /// A token and a condition variable ([`Park`](crate::backend::Park)).
     #[cfg(feature = "std")]
     pub(crate) park: ParkLatch,
 }
@@ -33,7 +33,7 @@ impl Latch {
     }
 }
 
-/// The latch of [`Park`](super::Park): a token under a mutex, and a condition variable to sleep
+/// The latch of [`Park`](crate::backend::Park): a token under a mutex, and a condition variable to sleep
 /// on until it is set.
 #[cfg(feature = "std")]
 pub(crate) struct ParkLatch {
