@@ -1,33 +1,20 @@
 //! Helpers shared by the unit tests of the lock modules.
 
-use core::cell::UnsafeCell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::RawLock;
 
-// The integration tests' watchdog, so that a lost wake-up in a unit test fails it instead of
-// hanging the run.
+// The integration tests' watchdog and mutual-exclusion run, so that the unit tests check locks
+// the same way and a lost wake-up in a unit test fails it instead of hanging the run.
+#[path = "../tests/common/exclusion.rs"]
+mod exclusion;
 #[path = "../tests/common/watchdog.rs"]
 mod watchdog;
 
-/// A non-atomic counter that only the lock under test protects.
-struct Counter(UnsafeCell<u64>);
-// SAFETY: only accessed while holding the lock under test (or after all threads joined).
-unsafe impl Sync for Counter {}
-
-impl Counter {
-    /// # Safety
-    /// The caller holds the lock that protects the counter.
-    unsafe fn bump(&self) {
-        // SAFETY: the caller holds the lock, so nobody else touches the counter.
-        unsafe { *self.0.get() += 1 }
-    }
-}
-
-/// `threads` threads each take `lock` `iters` times and bump a non-atomic counter inside; with a
-/// non-zero `hold` each keeps the lock that long, past the waiters' spin budget, so that they
-/// block. Asserts the exact total and that the lock ends free; a stall of 10 s (a lost wake-up)
-/// fails the test (the integration tests' watchdog).
+/// `threads` threads each take `lock` `iters` times around a critical section of non-atomic
+/// state (the integration tests' mutual-exclusion run); with a non-zero `hold` each keeps the
+/// lock that long, past the waiters' spin budget, so that they block. Asserts mutual exclusion,
+/// the exact total and that the lock ends free; a stall of 10 s (a lost wake-up) fails the test.
 pub(crate) fn hammer<L: RawLock + core::fmt::Debug>(
     lock: &L,
     threads: usize,
@@ -45,38 +32,15 @@ pub(crate) fn hammer_with<L: RawLock + core::fmt::Debug>(
     hold: Duration,
     setup: impl Fn(usize) + Sync,
 ) {
-    let counter = Counter(UnsafeCell::new(0));
-    let start = std::sync::Barrier::new(threads);
-    let state = || std::format!("{lock:?}");
-    watchdog::watched_with(
-        core::any::type_name::<L>(),
+    let run = exclusion::Run {
         threads,
-        watchdog::STALL,
-        state,
-        |w| {
-            setup(w.id);
-            start.wait();
-            for _ in 0..iters {
-                if w.stopped() {
-                    return;
-                }
-                lock.lock();
-                // SAFETY: the lock is held.
-                unsafe { counter.bump() };
-                if !hold.is_zero() {
-                    let t = Instant::now();
-                    while t.elapsed() < hold {
-                        core::hint::spin_loop();
-                    }
-                }
-                // SAFETY: locked above.
-                unsafe { lock.unlock() };
-                w.tick();
-            }
-        },
-    );
-    assert_eq!(counter.0.into_inner(), threads as u64 * iters);
-    assert!(!lock.is_locked(), "{lock:?}");
+        per_thread: iters,
+        hold,
+        cap: None,
+        try_one_in: 0,
+        think: 0,
+    };
+    exclusion::exclusion(core::any::type_name::<L>(), lock, &run, setup);
 }
 
 /// The blocking-backend tests every lock module runs, over that module's `hammer::<B>(threads,

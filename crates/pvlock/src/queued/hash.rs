@@ -66,21 +66,8 @@ impl Entry {
     }
 }
 
-#[cfg(not(loom))]
-static TABLE: [Entry; SIZE] = [const { Entry::new() }; SIZE];
-#[cfg(not(loom))]
-#[inline(always)]
-fn table() -> &'static [Entry] {
-    &TABLE
-}
-
-#[cfg(loom)]
-loom::lazy_static! {
-    static ref TABLE: std::vec::Vec<Entry> = (0..SIZE).map(|_| Entry::new()).collect();
-}
-#[cfg(loom)]
-fn table() -> &'static [Entry] {
-    &TABLE
+crate::sync::static_cells! {
+    fn table() -> [Entry; SIZE] = Entry::new();
 }
 
 /// Fibonacci hashing of the lock address into `BITS` bits, rounded down to a line boundary.
@@ -90,13 +77,10 @@ fn start(lock: usize) -> usize {
     (h as usize) & !(PER_LINE - 1)
 }
 
-/// The "impossible" case: yield (or spin) and let the caller probe again.
+/// The "impossible" case: yield (without `std`, spin once) and let the caller probe again.
 #[cold]
 fn backoff() {
-    #[cfg(all(feature = "std", not(loom)))]
-    std::thread::yield_now();
-    #[cfg(not(all(feature = "std", not(loom))))]
-    crate::sync::spin_loop();
+    crate::sync::yield_now();
 }
 
 /// Records `(lock, node)`; returns the entry's index (for [`clear`]).

@@ -184,17 +184,14 @@ impl Claims {
     }
 }
 
-#[cfg(not(loom))]
-fn claims() -> &'static Claims {
-    static CLAIMS: Claims = Claims::new();
-    &CLAIMS
+crate::sync::static_cells! {
+    /// The one `Claims` of the process (a table of one, for the loom shim).
+    fn claims_cell() -> [Claims; 1] = Claims::new();
 }
-#[cfg(loom)]
+
+#[inline(always)]
 fn claims() -> &'static Claims {
-    loom::lazy_static! {
-        static ref CLAIMS: Claims = Claims::new();
-    }
-    &CLAIMS
+    &claims_cell()[0]
 }
 
 /// The slot with this index (a tail code or a scan names a slot by index).
